@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-ACTIVATIONS = ("relu", "sigmoid", "tanh", "step")
 OUTPUTS = ("identity", "softmax")
-LOSSES = ("l2", "cross_entropy")
 
 
 @dataclass(frozen=True)
@@ -31,16 +29,13 @@ class NetworkSpec:
         for i, size in enumerate(self.layer_sizes):
             if not isinstance(size, int) or size < 1:
                 raise ValueError(f"layer_sizes[{i}] must be a positive integer, got {size!r}")
-        if self.activation not in ACTIVATIONS:
-            raise ValueError(f"activation must be one of {', '.join(ACTIVATIONS)}; got {self.activation!r}")
+        # activation and loss are node types, possibly from plugins: build_network checks them
+        # against the registry and lists the registered choices.
+        for name in ("activation", "loss"):
+            if not isinstance(getattr(self, name), str) or not getattr(self, name):
+                raise ValueError(f"{name} must be a node type name, got {getattr(self, name)!r}")
         if self.output not in OUTPUTS:
             raise ValueError(f"output must be one of {', '.join(OUTPUTS)}; got {self.output!r}")
-        if self.loss not in LOSSES:
-            raise ValueError(f"loss must be one of {', '.join(LOSSES)}; got {self.loss!r}")
-        if self.output == "softmax" and self.loss != "cross_entropy":
-            raise ValueError("output 'softmax' requires loss 'cross_entropy'")
-        if self.loss == "cross_entropy" and self.output != "softmax":
-            raise ValueError("loss 'cross_entropy' requires output 'softmax'")
 
     @property
     def output_size(self) -> int:
