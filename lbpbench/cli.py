@@ -1,0 +1,111 @@
+"""The ``lbpbench`` command line: thin — it parses, calls the rooms, prints.
+
+Adding a command is one line in ``COMMANDS`` below: ``"name": "module.path:attribute"`` of a
+``click.Command`` (or ``click.Group``). Commands are imported only when used (or listed by
+``--help``), so a slow or broken room never slows down or breaks the others.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+from typing import Any
+
+import click
+
+import lbpbench
+from lbpbench.registry import ENV_PLUGINS_DIR, KINDS, Registry, get_registry
+
+# name -> "module:attribute" of a click command; one line per command.
+COMMANDS: dict[str, str] = {
+    "plugins": "lbpbench.cli:plugins_command",
+}
+
+
+class LazyGroup(click.Group):
+    """A click group whose subcommands are imported on first use."""
+
+    def __init__(self, *args: Any, lazy_commands: dict[str, str] | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.lazy_commands = lazy_commands if lazy_commands is not None else {}
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(set(super().list_commands(ctx)) | set(self.lazy_commands))
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in self.commands or cmd_name not in self.lazy_commands:
+            return super().get_command(ctx, cmd_name)
+        target = self.lazy_commands[cmd_name]
+        module_name, _, attr = target.partition(":")
+        try:
+            command = getattr(importlib.import_module(module_name), attr)
+        except Exception as exc:  # noqa: BLE001 - a broken room must not break the other commands
+            return _unavailable(cmd_name, target, exc)
+        if not isinstance(command, click.Command):
+            return _unavailable(cmd_name, target, TypeError(f"{target} is not a click command"))
+        return command
+
+
+def _unavailable(name: str, target: str, exc: Exception) -> click.Command:
+    reason = f"{type(exc).__name__}: {exc}"
+
+    @click.command(name, help=f"(unavailable: {reason})", context_settings={"ignore_unknown_options": True})
+    @click.argument("args", nargs=-1, type=click.UNPROCESSED)
+    def command(args: tuple[str, ...]) -> None:
+        raise click.ClickException(f"command {name!r} could not be loaded from {target}: {reason}")
+
+    return command
+
+
+def registry_from_context(ctx: click.Context | None = None) -> Registry:
+    """The registry with the group's ``--plugins-dir`` folders; for use by every command."""
+    ctx = ctx or click.get_current_context()
+    obj = ctx.find_object(dict) or {}
+    try:
+        return get_registry(plugin_dirs=obj.get("plugin_dirs", ()))
+    except (ValueError, RuntimeError) as exc:  # duplicate names, strict-mode plugin errors
+        raise click.ClickException(str(exc)) from exc
+
+
+@click.group(cls=LazyGroup, lazy_commands=COMMANDS, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(lbpbench.__version__, "--version", prog_name="lbpbench")
+@click.option(
+    "--plugins-dir",
+    "plugin_dirs",
+    multiple=True,
+    type=click.Path(exists=True, file_okay=False),
+    help="Extra folder of *.py plugin files (repeatable; also LBPBENCH_PLUGINS_DIR).",
+)
+@click.pass_context
+def main(ctx: click.Context, plugin_dirs: tuple[str, ...]) -> None:
+    """lbpbench: a benchmark suite for learned learning protocols (MPLP and friends)."""
+    ctx.ensure_object(dict)
+    ctx.obj["plugin_dirs"] = plugin_dirs
+    if plugin_dirs:
+        # Export the folders so every get_registry() call in this process, and in worker processes
+        # it starts, sees the same plugins.
+        dirs = [os.path.abspath(d) for d in plugin_dirs]
+        previous = os.environ.get(ENV_PLUGINS_DIR)
+        os.environ[ENV_PLUGINS_DIR] = os.pathsep.join(dirs + ([previous] if previous else []))
+
+
+@click.command("plugins")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON list instead of a table.")
+@click.option("--kind", type=click.Choice(KINDS), default=None, help="Only this component kind.")
+@click.pass_context
+def plugins_command(ctx: click.Context, as_json: bool, kind: str | None) -> None:
+    """List every registered component: kind, name, origin plugin, version, description."""
+    registry = registry_from_context(ctx)
+    components = registry.all(kind)
+    if as_json:
+        click.echo(json.dumps([c.to_dict() for c in components], indent=2, ensure_ascii=False))
+        return
+    header = ("kind", "name", "plugin", "version", "description")
+    rows = [(c.kind, c.name, c.plugin, c.version or "-", c.description) for c in components]
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header) - 1)]
+    for row in [header, *rows]:
+        cells = [cell.ljust(w) for cell, w in zip(row[:-1], widths, strict=True)]
+        click.echo("  ".join([*cells, row[-1]]).rstrip())
+    if not rows:
+        click.echo("(no components registered)", err=True)
