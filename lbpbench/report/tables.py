@@ -1,0 +1,244 @@
+"""Per-configuration summary tables: final metric over seeds, divergence, cost, and Adam-relative scores.
+
+One row per configuration (task x method x the group-by axes). Diverged runs are excluded from the
+metric's mean, CI and IQM (their final value is meaningless) but counted in `diverged_frac`, whose
+denominator is the runs that finished (ok + diverged); failed runs (a crash, not a result) are only
+counted in `n_failed`. Learned rules are scored against the tuned Adam baseline of the same task, the
+normalisation google/learned_optimization uses: a ratio of final metrics and the number of inner
+steps Adam needs to reach the configuration's final metric.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from lbpbench.report.load import config_label, group_keys
+from lbpbench.report.stats import BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED, bootstrap_ci, iqm
+
+REFERENCE_BASELINE = "adam"
+STEPS_TO_MATCH = "adam_steps_to_match"
+
+
+@dataclass
+class Summary:
+    """The summary table, the keys that define a configuration, and notes a reader must see."""
+
+    table: pd.DataFrame
+    keys: list[str]
+    notes: list[str] = field(default_factory=list)
+
+
+def ratio_column(metric: str) -> str:
+    """`eval_loss` -> `loss_ratio_vs_adam`: configuration mean / Adam mean, named after the metric."""
+    name = metric[len("eval_") :] if metric.startswith("eval_") else metric
+    return f"{name}_ratio_vs_{REFERENCE_BASELINE}"
+
+
+def adam_eval_curve(runs: pd.DataFrame, curves: pd.DataFrame, task: str, metric: str) -> pd.Series:
+    """Adam's inner-loop eval curve on a task: mean over its ok runs of `metric` per inner step."""
+    ids = runs.loc[
+        (runs["task"] == task) & (runs["baseline"] == REFERENCE_BASELINE) & (runs["status"] == "ok"), "run_id"
+    ]
+    sel = curves[(curves["phase"] == "eval") & (curves["metric"] == metric) & curves["run_id"].isin(ids)]
+    if sel.empty:
+        return pd.Series(dtype=float)
+    return sel.groupby("step")["value"].mean().sort_index()
+
+
+def steps_to_match(curve: pd.Series, target: float, higher_is_better: bool) -> float:
+    """First inner step at which the curve is at least as good as `target`; NaN when it never is."""
+    if curve.empty or not math.isfinite(target):
+        return float("nan")
+    good = curve >= target if higher_is_better else curve <= target
+    hits = curve.index[good.to_numpy()]
+    return float(hits[0]) if len(hits) else float("nan")
+
+
+def _sorted_groups(runs: pd.DataFrame, keys: list[str]) -> list[tuple[tuple, pd.DataFrame]]:
+    groups = list(runs.groupby(keys, dropna=False, sort=False))
+    groups = [(k if isinstance(k, tuple) else (k,), g) for k, g in groups]
+
+    def order(item: tuple[tuple, pd.DataFrame]) -> tuple:
+        return tuple(
+            (0, v) if isinstance(v, int | float) and not pd.isna(v) else (1, str(v)) for v in item[0]
+        )
+
+    return sorted(groups, key=order)
+
+
+def summarise(runs: pd.DataFrame, curves: pd.DataFrame, group_by: list[str] | None = None) -> Summary:
+    """Build the per-configuration summary table (see the module docstring for the definitions)."""
+    keys = group_keys(runs, group_by)
+    rows = []
+    for values, g in _sorted_groups(runs, keys):
+        row = dict(zip(keys, values, strict=True))
+        ok = g[g["status"] == "ok"]
+        finals = ok["final"].to_numpy(dtype=float)
+        finals = finals[np.isfinite(finals)]
+        n_div = int((g["status"] == "diverged").sum())
+        n_fail = int((g["status"] == "failed").sum())
+        finished = len(g) - n_fail
+        low, high = bootstrap_ci(finals)
+        row.update(
+            label=config_label(row, keys),
+            metric=str(g["metric"].iloc[0]),
+            higher_is_better=bool(g["higher_is_better"].iloc[0]),
+            n_runs=len(g),
+            n_seeds=int(finals.size),
+            mean=float(finals.mean()) if finals.size else float("nan"),
+            ci_low=low,
+            ci_high=high,
+            iqm=iqm(finals),
+            diverged_frac=n_div / finished if finished else float("nan"),
+            n_diverged=n_div,
+            n_failed=n_fail,
+            wall_time_s_mean=float(g.loc[g["status"] != "failed", "wall_time_s"].astype(float).mean()),
+        )
+        rows.append(row)
+    table = pd.DataFrame(rows)
+    notes = _add_adam_scores(table, runs, curves)
+    notes += _notes(table)
+    return Summary(table=table, keys=keys, notes=notes)
+
+
+def _add_adam_scores(table: pd.DataFrame, runs: pd.DataFrame, curves: pd.DataFrame) -> list[str]:
+    notes: list[str] = []
+    table[STEPS_TO_MATCH] = np.nan
+    table["adam_eval_steps"] = np.nan
+    for metric in sorted(table["metric"].unique()):
+        table[ratio_column(metric)] = np.nan
+    for task, rows in table.groupby("task", sort=True):
+        is_adam = (runs["task"] == task) & (runs["baseline"] == REFERENCE_BASELINE)
+        adam_finals = runs.loc[is_adam & (runs["status"] == "ok"), "final"].to_numpy(dtype=float)
+        adam_finals = adam_finals[np.isfinite(adam_finals)]
+        if adam_finals.size == 0:
+            notes.append(f"task {task}: no successful '{REFERENCE_BASELINE}' baseline run, so no Adam scores.")
+            continue
+        adam_mean = float(adam_finals.mean())
+        metric = str(rows["metric"].iloc[0])
+        hib = bool(rows["higher_is_better"].iloc[0])
+        curve = adam_eval_curve(runs, curves, str(task), metric)
+        for i in rows.index:
+            if table.at[i, "method"] == REFERENCE_BASELINE:
+                continue
+            target = table.at[i, "mean"]
+            table.at[i, ratio_column(metric)] = target / adam_mean if adam_mean != 0 else np.nan
+            if not curve.empty:
+                table.at[i, "adam_eval_steps"] = float(curve.index.max())
+                table.at[i, STEPS_TO_MATCH] = steps_to_match(curve, target, hib)
+        if curve.empty:
+            notes.append(f"task {task}: Adam has no eval curve for {metric}, so no steps-to-match.")
+    return notes
+
+
+def _notes(table: pd.DataFrame) -> list[str]:
+    notes = [
+        "Diverged runs are excluded from mean, CI and IQM but counted in diverged_frac "
+        "(denominator: runs that finished, ok + diverged); failed runs are only counted in n_failed.",
+        f"CI: 95 % percentile bootstrap of the mean over seeds ({BOOTSTRAP_RESAMPLES} resamples, "
+        f"seed {BOOTSTRAP_SEED}). IQM: mean of the middle 50 % of seeds.",
+        "<metric>_ratio_vs_adam = configuration mean / Adam mean on the same task (loss: < 1 beats "
+        "Adam; accuracy: > 1 beats Adam). adam_steps_to_match: first inner step at which Adam's mean "
+        "eval curve is at least as good as the configuration's final; '>S' when Adam never gets there "
+        "within its S evaluated steps.",
+    ]
+    single = table[table["n_seeds"] == 1]
+    if len(single):
+        notes.append(
+            "CI n/a for configurations with one successful seed: " + ", ".join(single["label"]) + "."
+        )
+    empty = table[table["n_seeds"] == 0]
+    if len(empty):
+        notes.append("No successful seed (mean n/a) for: " + ", ".join(empty["label"]) + ".")
+    return notes
+
+
+def failures_table(runs: pd.DataFrame) -> pd.DataFrame:
+    """Failed and diverged runs with their error text, so a reader sees why a row has few seeds."""
+    cols = [c for c in ("run_id", "task", "method", "seed", "status", "error") if c in runs.columns]
+    bad = runs.loc[runs["status"] != "ok", cols].copy()
+    bad["error"] = bad["error"].fillna("").astype(str)
+    return bad.reset_index(drop=True)
+
+
+def _fmt(value: object) -> str:
+    if isinstance(value, bool | np.bool_):
+        return str(bool(value))
+    if isinstance(value, float | np.floating):
+        if math.isnan(value):
+            return "n/a"
+        return f"{value:.4g}"
+    return str(value)
+
+
+def display_table(summary: Summary) -> pd.DataFrame:
+    """The summary as text for people: CI as `[lo, hi]` or `n/a (1 seed)`, steps as `>S` when unmatched."""
+    t = summary.table
+    out = pd.DataFrame({k: t[k].map(_fmt) for k in summary.keys})
+    out["metric"] = t["metric"]
+    out["n seeds"] = t["n_seeds"].map(str)
+    out["mean"] = t["mean"].map(_fmt)
+
+    def ci(row: pd.Series) -> str:
+        if row["n_seeds"] == 0:
+            return "n/a (no seed)"
+        if row["n_seeds"] == 1:
+            return "n/a (1 seed)"
+        return f"[{_fmt(row['ci_low'])}, {_fmt(row['ci_high'])}]"
+
+    out["95% CI"] = t.apply(ci, axis=1) if len(t) else []
+    out["IQM"] = t["iqm"].map(_fmt)
+    out["diverged"] = t["diverged_frac"].map(lambda v: "n/a" if pd.isna(v) else f"{v:.0%}")
+    out["failed"] = t["n_failed"].map(str)
+    out["wall time (s)"] = t["wall_time_s_mean"].map(_fmt)
+    for col in [c for c in t.columns if c.endswith(f"_ratio_vs_{REFERENCE_BASELINE}")]:
+        out[col] = t[col].map(_fmt)
+
+    def steps(row: pd.Series) -> str:
+        if pd.isna(row["adam_eval_steps"]):
+            return "n/a"
+        if pd.isna(row[STEPS_TO_MATCH]):
+            return f">{int(row['adam_eval_steps'])}"
+        return str(int(row[STEPS_TO_MATCH]))
+
+    out[STEPS_TO_MATCH] = t.apply(steps, axis=1) if len(t) else []
+    return out
+
+
+def to_markdown(frame: pd.DataFrame) -> str:
+    """A GitHub-flavoured Markdown table (no tabulate dependency); cells are rendered with `_fmt`."""
+    if frame.empty:
+        return "_(no rows)_\n"
+    header = [str(c) for c in frame.columns]
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    for _, row in frame.iterrows():
+        cells = [_fmt(v).replace("|", "\\|").replace("\n", " ") for v in row]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def write_tables(
+    tables: dict[str, pd.DataFrame],
+    out_dir: str | Path,
+    display: dict[str, pd.DataFrame] | None = None,
+) -> list[Path]:
+    """Write each table as `<name>.parquet`, `.csv` and `.md`.
+
+    Parquet and CSV keep raw numbers for further analysis; the Markdown uses `display[name]` when
+    given (the human rendering, e.g. `>S` steps and `[lo, hi]` CIs).
+    """
+    display = display or {}
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, frame in tables.items():
+        frame.to_parquet(out / f"{name}.parquet", index=False)
+        frame.to_csv(out / f"{name}.csv", index=False)
+        (out / f"{name}.md").write_text(to_markdown(display.get(name, frame)))
+        written += [out / f"{name}.parquet", out / f"{name}.csv", out / f"{name}.md"]
+    return written
