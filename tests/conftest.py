@@ -1,0 +1,55 @@
+"""Shared fixtures (keep this file small: room-specific fixtures live next to their tests)."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from lbpbench import registry
+
+REPO = Path(__file__).resolve().parents[1]
+SIGNSGD_SRC = REPO / "plugins" / "lbpbench-signsgd"
+
+
+@pytest.fixture
+def isolated_plugins(tmp_path, monkeypatch):
+    """A clean plugin environment: a working directory without ./plugins, no LBPBENCH_* plugin
+    variables (restored afterwards even if the code under test sets them), an empty registry cache.
+    Returns the working directory."""
+    for var in (registry.ENV_PLUGINS_DIR, registry.ENV_LOAD_PLUGINS, registry.ENV_STRICT):
+        monkeypatch.setenv(var, "")  # records the original value, so teardown restores it
+        monkeypatch.delenv(var)
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    monkeypatch.chdir(cwd)
+    registry.clear_cache()
+    yield cwd
+    registry.clear_cache()
+
+
+@pytest.fixture
+def signsgd_dist(tmp_path, monkeypatch):
+    """Make the example package plugins/lbpbench-signsgd discoverable the way pip would: a
+    ``*.dist-info`` folder (METADATA + entry_points.txt built from the package's own pyproject.toml)
+    next to the package, on sys.path. importlib.metadata then finds it like any installed
+    distribution. Returns the site folder."""
+    meta = tomllib.loads((SIGNSGD_SRC / "pyproject.toml").read_text())["project"]
+    site = tmp_path / "site"
+    pkg = "lbpbench_signsgd"
+    shutil.copytree(SIGNSGD_SRC / pkg, site / pkg)
+    dist_info = site / f"{meta['name'].replace('-', '_')}-{meta['version']}.dist-info"
+    dist_info.mkdir()
+    (dist_info / "METADATA").write_text(
+        f"Metadata-Version: 2.1\nName: {meta['name']}\nVersion: {meta['version']}\n"
+    )
+    lines = [f"[{group}]\n" + "".join(f"{k} = {v}\n" for k, v in eps.items())
+             for group, eps in meta["entry-points"].items()]
+    (dist_info / "entry_points.txt").write_text("\n".join(lines))
+    monkeypatch.delitem(sys.modules, pkg, raising=False)
+    monkeypatch.syspath_prepend(str(site))  # also invalidates importlib's caches
+    yield site
+    sys.modules.pop(pkg, None)
