@@ -122,6 +122,12 @@ def build_results(
                 curves.append((run_id, "eval", s, metric, v))
                 curves.append((run_id, "eval", s, "train_loss", 1.0 / (1 + s)))
     runs_df = pd.DataFrame(runs)
+    # The sweep store writes nullable dtypes and "" for a missing error; mimic it.
+    runs_df["error"] = runs_df["error"].fillna("")
+    runs_df = runs_df.astype(
+        {"message_size": "Int64", "seed": "Int64", "task": "string", "method": "string", "status": "string",
+         "baseline": "string", "error": "string", "metric": "string", "meta_batch": "Int64"}
+    )
     curves_df = pd.DataFrame(curves, columns=["run_id", "phase", "step", "metric", "value"])
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

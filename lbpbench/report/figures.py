@@ -224,8 +224,8 @@ def choose_heatmap_axes(
     order = list(varying)
     best = sorted(order, key=lambda c: (-varying[c], order.index(c)))[:2]
     note = (
-        f"{' and '.join(a for a in DEFAULT_HEATMAP_AXES if a not in varying)} do not vary; "
-        f"heatmap over {best[0]} x {best[1]} instead."
+        f"The default axes {DEFAULT_HEATMAP_AXES[0]} x {DEFAULT_HEATMAP_AXES[1]} do not both vary over the "
+        f"learned runs; using {best[0]} x {best[1]}, the varying axes with the most levels."
     )
     return (best[0], best[1]), note
 

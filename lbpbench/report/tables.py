@@ -11,13 +11,14 @@ steps Adam needs to reach the configuration's final metric.
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from lbpbench.report.load import config_label, group_keys
+from lbpbench.report.load import LEARNED_ONLY, config_label, group_keys
 from lbpbench.report.stats import BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED, bootstrap_ci, iqm
 
 REFERENCE_BASELINE = "adam"
@@ -59,13 +60,20 @@ def steps_to_match(curve: pd.Series, target: float, higher_is_better: bool) -> f
     return float(hits[0]) if len(hits) else float("nan")
 
 
+def group_metric(g: pd.DataFrame) -> str:
+    """The group's primary metric name; the store leaves it empty when every run of a task failed."""
+    names = [str(m) for m in g["metric"].dropna() if str(m)]
+    return names[0] if names else "n/a"
+
+
 def _sorted_groups(runs: pd.DataFrame, keys: list[str]) -> list[tuple[tuple, pd.DataFrame]]:
     groups = list(runs.groupby(keys, dropna=False, sort=False))
     groups = [(k if isinstance(k, tuple) else (k,), g) for k, g in groups]
 
     def order(item: tuple[tuple, pd.DataFrame]) -> tuple:
         return tuple(
-            (0, v) if isinstance(v, int | float) and not pd.isna(v) else (1, str(v)) for v in item[0]
+            (0, v) if isinstance(v, numbers.Real) and not isinstance(v, bool) and not pd.isna(v) else (1, str(v))
+            for v in item[0]
         )
 
     return sorted(groups, key=order)
@@ -86,7 +94,7 @@ def summarise(runs: pd.DataFrame, curves: pd.DataFrame, group_by: list[str] | No
         low, high = bootstrap_ci(finals)
         row.update(
             label=config_label(row, keys),
-            metric=str(g["metric"].iloc[0]),
+            metric=group_metric(g),
             higher_is_better=bool(g["higher_is_better"].iloc[0]),
             n_runs=len(g),
             n_seeds=int(finals.size),
@@ -101,6 +109,8 @@ def summarise(runs: pd.DataFrame, curves: pd.DataFrame, group_by: list[str] | No
         )
         rows.append(row)
     table = pd.DataFrame(rows)
+    for key in keys:  # groupby keys come back as object columns; give parquet a single type
+        table[key] = table[key].convert_dtypes() if len(table) else table[key]
     notes = _add_adam_scores(table, runs, curves)
     notes += _notes(table)
     return Summary(table=table, keys=keys, notes=notes)
@@ -117,7 +127,7 @@ def _add_adam_scores(table: pd.DataFrame, runs: pd.DataFrame, curves: pd.DataFra
         adam_finals = runs.loc[is_adam & (runs["status"] == "ok"), "final"].to_numpy(dtype=float)
         adam_finals = adam_finals[np.isfinite(adam_finals)]
         if adam_finals.size == 0:
-            notes.append(f"task {task}: no successful '{REFERENCE_BASELINE}' baseline run, so no Adam scores.")
+            notes.append(f"task {task}: no successful {REFERENCE_BASELINE} baseline run, so no Adam scores.")
             continue
         adam_mean = float(adam_finals.mean())
         metric = str(rows["metric"].iloc[0])
@@ -180,6 +190,10 @@ def display_table(summary: Summary) -> pd.DataFrame:
     """The summary as text for people: CI as `[lo, hi]` or `n/a (1 seed)`, steps as `>S` when unmatched."""
     t = summary.table
     out = pd.DataFrame({k: t[k].map(_fmt) for k in summary.keys})
+    baseline_rows = ~t["method"].astype(str).str.contains("/") if len(t) else []
+    for k in summary.keys:  # a baseline ignores the learned rule's settings: do not print them
+        if k in LEARNED_ONLY and len(t):
+            out.loc[baseline_rows, k] = "-"
     out["metric"] = t["metric"]
     out["n seeds"] = t["n_seeds"].map(str)
     out["mean"] = t["mean"].map(_fmt)
