@@ -1,0 +1,54 @@
+"""Backprop as a learner: hand-set rules that make the protocol reproduce autograd + SGD exactly.
+
+With message size 1 and sum aggregation, messages are the gradients of the per-example loss
+(summed over output units) and each parameter moves by -lr times the batch-mean gradient.
+It is the correctness anchor of the engine and a baseline inside the learned-protocol framework.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from lbpbench.protocol.slots import CoreOutput, SlotInfo
+
+
+class BackpropCore(nn.Module):
+    """Asks the node for its exact local derivative; the learning rate is a trainable scalar."""
+
+    carry_size = 0
+
+    def __init__(self, slot: SlotInfo, lr: float) -> None:
+        super().__init__()
+        self.slot = slot
+        self.lr = nn.Parameter(torch.tensor(float(lr))) if slot.is_param else None
+
+    def forward(self, pieces: list[Tensor], carry: Tensor | None, need_message: bool) -> CoreOutput:
+        node, slot = self.slot.node, self.slot.slot
+        update = -self.lr * node.exact_gradient(slot, pieces) if self.lr is not None else None
+        message = node.exact_message(slot, pieces) if need_message else None
+        return CoreOutput(update, message, None)
+
+    def reference_tensors(self) -> tuple[list[tuple[str, Tensor]], list[tuple[str, Tensor]]]:
+        return ([("lr", self.lr)] if self.lr is not None else []), []
+
+
+class BackpropLearner:
+    """Registered as learner `backprop`: message size must be 1; use the `sum` aggregator for SGD."""
+
+    name = "backprop"
+    standardize = False
+    scale_output = False
+
+    def __init__(self, message_size: int = 1, lr: float = 0.1, **_ignored: object) -> None:
+        if message_size != 1:
+            raise ValueError(f"message_size must be 1 for the backprop learner, got {message_size}")
+        if lr <= 0:
+            raise ValueError(f"lr must be positive for the backprop learner, got {lr}")
+        self.lr = lr
+
+    def carry_size(self, slot: SlotInfo) -> int:
+        return 0
+
+    def make_core(self, slot: SlotInfo) -> nn.Module:
+        return BackpropCore(slot, self.lr)

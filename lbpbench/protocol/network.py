@@ -1,0 +1,226 @@
+"""The message-passing network: ordinary forward, learned backward, functional parameter update.
+
+Optimizee parameters and carries are plain tensors with a leading task axis T that flow through
+`inner_step` (nothing is updated in place), so meta-gradients reach the learners and a whole
+meta-batch of tasks runs as one batched computation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from lbpbench.protocol.nodes import DenseNode, LossNode, Node
+from lbpbench.protocol.slots import LearnerFamily, SlotInfo
+from lbpbench.protocol.standardize import OutputScaling, Standardizer
+
+SHARINGS = ("layer", "kind", "all")
+
+
+@dataclass
+class StepOutput:
+    params: dict[str, Tensor]
+    carries: dict[str, Tensor]
+    loss: Tensor  # [T] element-mean loss on the step's batch, before the update
+    messages: dict[str, Tensor] = field(default_factory=dict)  # outgoing messages, when traced
+
+
+@dataclass(frozen=True)
+class SlotEntry:
+    info: SlotInfo
+    core: str
+    standardizer: str | None
+    scaling: str | None
+    aggregator: str | None
+
+
+class MessagePassingNetwork(nn.Module):
+    """Nodes (dense, activation, output, loss) wired with one learner per slot under a sharing rule.
+
+    Sharing (MPLP.md §3): `layer` — one learner per node type per layer; `kind` — one per node
+    type and slot for the whole network (standardisation and out_scale stay per layer); `all` —
+    like `kind`, and standardisation and out_scale are shared too.
+    """
+
+    def __init__(
+        self,
+        nodes: list[Node],
+        family: LearnerFamily,
+        make_aggregator: Callable[[], nn.Module],
+        message_size: int,
+        sharing: str = "layer",
+        init_std: float = 0.05,
+    ) -> None:
+        super().__init__()
+        if sharing not in SHARINGS:
+            raise ValueError(f"sharing must be one of {', '.join(SHARINGS)}; got {sharing!r}")
+        if not nodes or not isinstance(nodes[-1], LossNode):
+            raise ValueError("the last node must be a loss node")
+        self.nodes = nodes
+        self.family = family
+        self.message_size = message_size
+        self.sharing = sharing
+        self.init_std = init_std
+        self.cores = nn.ModuleDict()
+        self.standardizers = nn.ModuleDict()
+        self.scalings = nn.ModuleDict()
+        self.aggregators = nn.ModuleDict()
+        self.entries: dict[str, SlotEntry] = {}
+        first_dense = next(n for n in nodes if isinstance(n, DenseNode))
+        for node in nodes:
+            for info in node.slots(message_size):
+                kind_key = f"{info.node_kind}_{info.slot}"
+                core_key = info.key if sharing == "layer" else kind_key
+                own_key = kind_key if sharing == "all" else info.key
+                if core_key not in self.cores:
+                    self.cores[core_key] = family.make_core(info)
+                std_key = scale_key = agg_key = None
+                if family.standardize:
+                    std_key = own_key
+                    if std_key not in self.standardizers:
+                        self.standardizers[std_key] = Standardizer(info.piece_names)
+                if family.scale_output and info.is_param:
+                    scale_key = own_key
+                    if scale_key not in self.scalings:
+                        self.scalings[scale_key] = OutputScaling(0.2 * init_std)
+                if info.slot == "W" and node is not first_dense:
+                    agg_key = node.name if sharing == "layer" else "dense"
+                    if agg_key not in self.aggregators:
+                        self.aggregators[agg_key] = make_aggregator()
+                self.entries[info.key] = SlotEntry(info, core_key, std_key, scale_key, agg_key)
+
+    # ----------------------------------------------------------------------------- state
+    def param_shapes(self) -> dict[str, tuple[int, ...]]:
+        return {f"{n.name}.{k}": s for n in self.nodes for k, s in n.param_shapes().items()}
+
+    def init_params(self, n_tasks: int, generator: torch.Generator | None = None) -> dict[str, Tensor]:
+        """W ~ N(0, init_std²), b = 0, as the reference initialises optimizees."""
+        params = {}
+        for name, shape in self.param_shapes().items():
+            if name.endswith(".W"):
+                params[name] = torch.randn(n_tasks, *shape, generator=generator) * self.init_std
+            else:
+                params[name] = torch.zeros(n_tasks, *shape)
+        return params
+
+    def carry_shapes(self, batch_size: int) -> dict[str, tuple[int, ...]]:
+        shapes = {}
+        for key, entry in self.entries.items():
+            size = self.family.carry_size(entry.info)
+            if size:
+                shapes[key] = (*entry.info.node.carry_shape(entry.info.slot, batch_size), size)
+        return shapes
+
+    def init_carries(self, n_tasks: int, batch_size: int, device: torch.device | None = None) -> dict[str, Tensor]:
+        return {k: torch.zeros(n_tasks, *s, device=device) for k, s in self.carry_shapes(batch_size).items()}
+
+    # ----------------------------------------------------------------------------- forward
+    def _node_params(self, params: dict[str, Tensor], node: Node) -> dict[str, Tensor]:
+        return {k: params[f"{node.name}.{k}"] for k in node.param_shapes()}
+
+    def _forward_all(self, params: dict[str, Tensor], x: Tensor) -> tuple[Tensor, list[Any]]:
+        stashes = []
+        h = x
+        for node in self.nodes[:-1]:
+            h, stash = node.forward(self._node_params(params, node), h)
+            stashes.append(stash)
+        return h, stashes
+
+    def forward(self, params: dict[str, Tensor], x: Tensor) -> Tensor:
+        """Network output (probabilities after a softmax node) for x [T, M, in]."""
+        return self._forward_all(params, x)[0]
+
+    def element_loss(self, params: dict[str, Tensor], x: Tensor, y: Tensor) -> Tensor:
+        loss_node = self.nodes[-1]
+        assert isinstance(loss_node, LossNode)
+        return loss_node.element_loss(self.forward(params, x), y)
+
+    def loss(self, params: dict[str, Tensor], x: Tensor, y: Tensor) -> Tensor:
+        """Element-mean loss per task, [T] (the reference's meta-loss reduction)."""
+        return self.element_loss(params, x, y).flatten(1).mean(1)
+
+    # ----------------------------------------------------------------------------- backward
+    def inner_step(
+        self, params: dict[str, Tensor], carries: dict[str, Tensor], x: Tensor, y: Tensor, trace: bool = False
+    ) -> StepOutput:
+        """One learned training step on the batch x [T,B,in], y [T,B,out].
+
+        Every learner reads the parameters from before the step; all updates apply at once.
+        """
+        prediction, stashes = self._forward_all(params, x)
+        loss_node = self.nodes[-1]
+        assert isinstance(loss_node, LossNode)
+        element = loss_node.element_loss(prediction, y)
+        new_carries: dict[str, Tensor] = {}
+        messages: dict[str, Tensor] = {}
+        new_params = dict(params)
+        message: Tensor | None = None
+        for node, stash in zip(reversed(self.nodes), [(prediction, y), *reversed(stashes)], strict=True):
+            run = self._slot_runner(node, carries, new_carries, messages if trace else None)
+            node_params = self._node_params(params, node)
+            message, deltas = node.backward(run, node_params, stash, message)
+            for name, delta in deltas.items():
+                new_params[f"{node.name}.{name}"] = node_params[name] + delta
+        return StepOutput(new_params, new_carries, element.flatten(1).mean(1), messages)
+
+    def _slot_runner(
+        self,
+        node: Node,
+        carries: dict[str, Tensor],
+        new_carries: dict[str, Tensor],
+        messages: dict[str, Tensor] | None,
+    ) -> Callable[..., tuple[Tensor | None, Tensor | None]]:
+        def run(
+            slot: str, pieces: list[Tensor], *, need_message: bool = True, aggregate_dim: int | None = None
+        ) -> tuple[Tensor | None, Tensor | None]:
+            key = f"{node.name}_{slot}" if slot != "learner" else node.name
+            entry = self.entries[key]
+            if entry.standardizer is not None:
+                pieces = self.standardizers[entry.standardizer](pieces)
+            out = self.cores[entry.core](pieces, carries.get(key), need_message)
+            if out.carry is not None:
+                new_carries[key] = out.carry
+            delta = None
+            if out.raw_update is not None:
+                raw = out.raw_update[..., 0]  # [T, B, *param shape]
+                raw_mean = raw.mean(dim=1)
+                delta = raw_mean if entry.scaling is None else self.scalings[entry.scaling](raw_mean, raw)
+            message = out.message if need_message else None
+            if message is not None and aggregate_dim is not None:
+                message = self.aggregators[entry.aggregator].aggregate(message, dim=aggregate_dim)
+            if messages is not None and message is not None:
+                messages[key] = message
+            return delta, message
+
+        return run
+
+    # ----------------------------------------------------------------------------- calibration
+    @torch.no_grad()
+    def calibrate(
+        self, train_x: Tensor, train_y: Tensor, blend: float = 1.0, generator: torch.Generator | None = None
+    ) -> None:
+        """Measure the frozen input statistics and out_mean on the untrained learner (MPLP.md §4).
+
+        One pass per task in train_x [P, S, B, in]: fresh initial parameters, zero carries, the
+        inner steps run with live statistics (updates applied); each pass's statistics are the
+        average over its steps, blended in with weight `blend`.
+        """
+        modules = [*self.standardizers.values(), *self.scalings.values()]
+        for p in range(train_x.shape[0]):
+            for m in modules:
+                m.start_calibration()
+            params = self.init_params(1, generator)
+            carries = self.init_carries(1, train_x.shape[2])
+            for s in range(train_x.shape[1]):
+                out = self.inner_step(params, carries, train_x[p : p + 1, s], train_y[p : p + 1, s])
+                params, carries = out.params, out.carries
+            for m in modules:
+                m.finish_calibration(blend)
+
+    # ----------------------------------------------------------------------------- layout
+    def slot_order(self) -> list[SlotEntry]:
+        return list(self.entries.values())

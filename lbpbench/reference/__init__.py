@@ -1,0 +1,1 @@
+"""Parity with the authors' released checkpoints: replay golden inner-loop trajectories."""
