@@ -1,0 +1,254 @@
+"""`lbpbench sweep run | status | ls`: the commands users run all day.
+
+Exit codes of `sweep run`: 0 every run of the sweep finished (ok or diverged); 1 some run failed
+(or --fail-fast stopped the sweep); 2 invalid spec or options (nothing written); 3 the results
+folder is locked by another running sweep.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+import warnings
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import click
+
+from lbpbench.sweep import store as store_mod
+from lbpbench.sweep.executors import (
+    RunOutcome,
+    RunTask,
+    git_commit,
+    make_executor,
+    resolve_runner,
+    seed_groups,
+)
+from lbpbench.sweep.identity import full_hash, plugin_versions, readable_prefix
+from lbpbench.sweep.progress import SweepProgress
+from lbpbench.sweep.spec import SpecError, SweepSpec, load_spec
+
+EXIT_FAILED, EXIT_USAGE, EXIT_LOCKED = 1, 2, 3
+
+
+@click.group("sweep", context_settings={"help_option_names": ["-h", "--help"]})
+def sweep_group() -> None:
+    """Run comparative sweeps (spec TOML -> results/<sweep>/), resumably."""
+
+
+# ------------------------------------------------------------------------------------------------ run
+
+def plan_runs(spec: SweepSpec) -> list[tuple[str, dict[str, Any], dict[str, Any]]]:
+    """(run_id, config dict, identity) for every run of the spec, in expansion order."""
+    import lbpbench
+
+    planned = []
+    for config in spec.expand():
+        plugins = plugin_versions(config)
+        digest = full_hash(config, lbpbench.__version__, plugins)
+        identity = {"harness_version": lbpbench.__version__, "plugins": plugins, "hash": digest}
+        planned.append((f"{readable_prefix(config)}_{digest[:12]}", config.to_dict(), identity))
+    return planned
+
+
+def _write_report(results_dir: Path, sweep: str, echo: Any = click.echo) -> Path | None:
+    """Hook: write reports/<sweep>/ with the report room's `make_report`, when it is importable."""
+    make_report = None
+    for module_name in ("lbpbench.report", "lbpbench.report.render"):
+        try:
+            module = __import__(module_name, fromlist=["make_report"])
+        except ImportError:
+            continue
+        make_report = getattr(module, "make_report", None)
+        if make_report is not None:
+            break
+    if make_report is None:
+        echo("report: lbpbench.report.make_report is not available; skipped", err=True)
+        return None
+    out = Path("reports") / sweep
+    try:
+        files = make_report(results_dir, out)
+    except Exception as exc:  # noqa: BLE001 - a report failure must not lose the sweep's exit status
+        echo(f"report: failed ({type(exc).__name__}: {exc}); results are in {results_dir}", err=True)
+        return None
+    path = Path(getattr(files, "index_html", out))
+    echo(f"report: {path}", err=True)
+    return path
+
+
+@sweep_group.command("run")
+@click.argument("spec_path", metavar="[SPEC]", required=False, type=click.Path(dir_okay=False))
+@click.option("--set", "overrides", multiple=True, metavar="AXIS=V1,V2",
+              help="Replace an axis (or fixed value); values in TOML syntax, bare words are strings.")
+@click.option("--executor", type=click.Choice(["local", "ray"]), default="local", show_default=True)
+@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Local worker processes (torch threads are divided between them).")
+@click.option("--fail-fast", is_flag=True, help="Stop at the first failed run.")
+@click.option("--retry-failed", is_flag=True, help="Re-run runs that failed before (default: keep them).")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
+              help="Results folder [default: results/<sweep name>].")
+@click.option("--address", default=None, metavar="auto|HOST:PORT",
+              help="Ray cluster to connect to (default: start a local Ray).")
+@click.option("--no-report", is_flag=True, help="Do not write reports/<sweep>/ afterwards.")
+@click.option("--no-progress", is_flag=True, hidden=True)
+def run_command(spec_path: str | None, overrides: tuple[str, ...], executor: str, workers: int,
+                fail_fast: bool, retry_failed: bool, out_dir: str | None, address: str | None,
+                no_report: bool, no_progress: bool) -> None:
+    """Run SPEC (default: the embedded default sweep), skipping runs already finished."""
+    try:
+        spec = load_spec(spec_path, overrides)
+        planned = plan_runs(spec)
+    except SpecError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(EXIT_USAGE)
+    if address is not None and executor != "ray":
+        click.echo("error: --address needs --executor ray", err=True)
+        sys.exit(EXIT_USAGE)
+    if executor == "ray" and importlib.util.find_spec("ray") is None:
+        click.echo("error: the ray executor needs Ray: pip install 'lbpbench[ray]'", err=True)
+        sys.exit(EXIT_USAGE)
+    try:
+        runner = resolve_runner()
+    except (ImportError, AttributeError, ValueError) as exc:
+        click.echo(f"error: cannot load the runner: {exc}", err=True)
+        sys.exit(EXIT_USAGE)
+
+    results = store_mod.ResultsStore(Path(out_dir) if out_dir else Path("results") / spec.name)
+    try:
+        with results.lock():
+            code = _run_locked(spec, planned, results, runner, executor, workers, address, fail_fast,
+                               retry_failed, progress=not no_progress)
+    except store_mod.SweepLocked as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(EXIT_LOCKED)
+    if not no_report:
+        _write_report(results.root, spec.name)
+    sys.exit(code)
+
+
+def _run_locked(spec: SweepSpec, planned: list[tuple[str, dict[str, Any], dict[str, Any]]],
+                results: store_mod.ResultsStore, runner: Any, executor: str, workers: int,
+                address: str | None, fail_fast: bool, retry_failed: bool, *, progress: bool) -> int:
+    results.write_spec(spec.to_toml())
+    run_ids = [rid for rid, _, _ in planned]
+    results.write_index(spec.name, run_ids)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", store_mod.CorruptRunWarning)
+        states = {s.run_id: s for s in results.scan(run_ids)}
+    for w in caught:
+        click.echo(f"warning: {w.message}", err=True)
+
+    to_run: list[RunTask] = []
+    skipped = 0
+    context = {"git_commit": git_commit(), "executor": executor if executor == "ray" else
+               ("local" if workers == 1 else f"local x{workers}")}
+    per_run_bars = executor == "local" and workers == 1 and progress
+    for rid, config, identity in planned:
+        state = states[rid]
+        if state.finished or (state.state == "failed" and not retry_failed):
+            skipped += 1
+            continue
+        to_run.append(RunTask(rid, config, str(results.run_dir(rid)), identity, context, per_run_bars))
+
+    counts: Counter[str] = Counter()
+    stopped_early = False
+    with SweepProgress(len(planned), enabled=progress, desc=spec.name) as bar:
+        bar.skip(skipped)
+
+        def on_done(outcome: RunOutcome) -> None:
+            counts[outcome.status] += 1
+            bar.record(outcome.status)
+            if outcome.status == "failed":
+                first = (outcome.error or "").strip().splitlines()
+                bar.write(f"failed: {outcome.run_id}: {first[-1] if first else 'no error text'}")
+
+        if to_run:
+            jobs = seed_groups(to_run, runner)
+            stopped_early = not make_executor(executor, workers, address).run(jobs, runner, on_done,
+                                                                                fail_fast=fail_fast)
+    runs_df, _ = results.merge(spec.name, run_ids)
+    final = Counter(runs_df["status"]) if len(runs_df) else Counter()
+    not_done = len(planned) - len(runs_df)
+    summary = (f"{spec.name}: {len(planned)} runs — {final.get('ok', 0)} ok, "
+               f"{final.get('diverged', 0)} diverged, {final.get('failed', 0)} failed")
+    summary += f", {not_done} not run" if not_done else ""
+    summary += f" (this session: ran {sum(counts.values())}, skipped {skipped}) -> {results.root}"
+    click.echo(summary, err=True)
+    if stopped_early:
+        click.echo("stopped at the first failure (--fail-fast)", err=True)
+    if final.get("failed", 0) and not retry_failed:
+        click.echo("failed runs are kept; re-run them with --retry-failed", err=True)
+    return EXIT_FAILED if (stopped_early or final.get("failed", 0) or not_done) else 0
+
+
+# --------------------------------------------------------------------------------------------- status
+
+def _summarise(results: store_mod.ResultsStore) -> tuple[dict[str, Any] | None, list[store_mod.RunState]]:
+    index = results.read_index()
+    on_disk = results.run_folders()
+    ids = list(index["run_ids"]) if index else []
+    ids += [r for r in on_disk if r not in set(ids)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", store_mod.CorruptRunWarning)
+        return index, results.scan(ids)
+
+
+@sweep_group.command("status")
+@click.argument("results_dir", metavar="DIR", type=click.Path(exists=True, file_okay=False))
+def status_command(results_dir: str) -> None:
+    """Counts and problem runs of one results folder (failed, corrupt, pending)."""
+    results = store_mod.ResultsStore(results_dir)
+    index, states = _summarise(results)
+    if index is None and not states:
+        click.echo(f"error: {results_dir} is not a sweep results folder", err=True)
+        sys.exit(EXIT_USAGE)
+    expected = set(index["run_ids"]) if index else {s.run_id for s in states}
+    counts = Counter(s.state if s.state not in ("missing", "incomplete") else "pending"
+                     for s in states if s.run_id in expected)
+    stale = [s for s in states if s.run_id not in expected]
+    name = index["sweep"] if index else Path(results_dir).name
+    running = " (running)" if results.is_locked() else ""
+    click.echo(f"sweep {name}{running}: {len(expected)} runs")
+    for key in ("ok", "diverged", "failed", "corrupt", "pending"):
+        click.echo(f"  {key:9s}{counts.get(key, 0)}")
+    if stale:
+        click.echo(f"  {'other':9s}{len(stale)} (run folders not in the current spec)")
+    for s in states:
+        if s.run_id not in expected:
+            continue
+        if s.state == "failed":
+            err = ((s.status or {}).get("error") or "").strip().splitlines()
+            click.echo(f"failed   {s.run_id}: {err[-1] if err else ''}")
+        elif s.state == "corrupt":
+            click.echo(f"corrupt  {s.run_id}: {s.problem}")
+        elif s.state == "incomplete":
+            click.echo(f"pending  {s.run_id} (interrupted)")
+
+
+# ------------------------------------------------------------------------------------------------- ls
+
+@sweep_group.command("ls")
+@click.argument("results_root", metavar="[RESULTS_ROOT]", default="results",
+                type=click.Path(file_okay=False))
+def ls_command(results_root: str) -> None:
+    """One line per sweep folder under RESULTS_ROOT (default: results/)."""
+    root = Path(results_root)
+    folders = sorted(p for p in root.iterdir() if p.is_dir() and
+                     ((p / "index.json").exists() or (p / "sweep.toml").exists())) if root.is_dir() else []
+    if not folders:
+        click.echo(f"(no sweeps under {root})", err=True)
+        return
+    header = ("sweep", "runs", "ok", "diverged", "failed", "corrupt", "pending", "state")
+    rows = []
+    for folder in folders:
+        results = store_mod.ResultsStore(folder)
+        index, states = _summarise(results)
+        expected = set(index["run_ids"]) if index else {s.run_id for s in states}
+        c = Counter(s.state for s in states if s.run_id in expected)
+        rows.append((folder.name, str(len(expected)), str(c["ok"]), str(c["diverged"]), str(c["failed"]),
+                     str(c["corrupt"]), str(c["missing"] + c["incomplete"]),
+                     "running" if results.is_locked() else "idle"))
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    for row in [header, *rows]:
+        click.echo("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())

@@ -1,0 +1,412 @@
+"""Executors: run a sweep's pending runs sequentially, in local worker processes, or as Ray tasks.
+
+The unit the executors know is a *runner*, ``runner(config, out_dir) -> RunResult-like`` (by default
+``lbpbench.harness.run_config``, imported lazily so the sweep room loads without the harness). Each
+run writes its own files from wherever it executes (worker process, Ray worker) through
+``execute_run``; the parent only counts outcomes and, at the end, merges. So a parent killed at any
+moment loses at most the runs in flight, and never leaves a half-written file.
+
+Seed batching: a runner may declare ``supports_seed_batch = True`` and provide
+``run_seed_batch(configs, out_dirs) -> list[RunResult]`` (the harness's seed-vectorised entry).
+Then ``seed_groups`` puts runs that differ only in ``seed`` into one job, executed as one call;
+results are still written per run, with the same run ids, so stores stay interchangeable.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import importlib.metadata
+import inspect
+import json
+import os
+import platform
+import socket
+import subprocess
+import sys
+import time
+import traceback
+from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+import lbpbench
+from lbpbench.harness.config import RunConfig
+from lbpbench.sweep import store
+
+#: Hidden, for tests: "module:function" of a runner to use instead of the harness.
+RUNNER_ENV = "LBPBENCH_SWEEP_RUNNER"
+
+
+@runtime_checkable
+class RunResultLike(Protocol):
+    """What a runner returns; `lbpbench.harness.RunResult` satisfies it."""
+
+    status: str  # "ok" | "diverged" | "failed"
+    curves: Any  # pandas DataFrame, long form: phase, step, metric, value
+    final: dict[str, float]
+    wall_time_s: float
+    error: str | None
+
+
+class Runner(Protocol):
+    """Runs one configuration, may write extra files (learner.pt) into `out_dir`.
+
+    Optional: a keyword `progress: bool` (per-run meta-step bar), and the seed-batch pair
+    `supports_seed_batch: bool` + `run_seed_batch(configs, out_dirs) -> list[RunResultLike]`.
+    """
+
+    def __call__(self, config: RunConfig, out_dir: Path) -> RunResultLike: ...
+
+
+def harness_runner(config: RunConfig, out_dir: Path, *, progress: bool = False) -> RunResultLike:
+    """The default runner: `lbpbench.harness.run_config`, imported on first use."""
+    from lbpbench.harness import run_config  # lazy: keeps `sweep status/ls` and workers light
+
+    return run_config(config, out_dir, progress=progress)
+
+
+def import_runner(ref: str) -> Runner:
+    """Load a runner from "module:function"."""
+    module_name, sep, attr = ref.partition(":")
+    if not sep or not module_name or not attr:
+        raise ValueError(f"runner must be 'module:function', got {ref!r}")
+    return getattr(importlib.import_module(module_name), attr)
+
+
+def resolve_runner(ref: str | None = None) -> Runner:
+    """`ref`, else $LBPBENCH_SWEEP_RUNNER, else the harness."""
+    ref = ref or os.environ.get(RUNNER_ENV)
+    return import_runner(ref) if ref else harness_runner
+
+
+# ------------------------------------------------------------------------------------------ run units
+
+@dataclass(frozen=True)
+class RunTask:
+    """Everything a worker needs to execute and record one run (picklable, small)."""
+
+    run_id: str
+    config: dict[str, Any]
+    run_dir: str
+    identity: dict[str, Any]  # harness_version, plugins, hash (written to config.json)
+    context: dict[str, Any] = field(default_factory=dict)  # git_commit, executor name
+    progress: bool = False
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    """What the parent learns about a finished run (the files hold the rest)."""
+
+    run_id: str
+    status: str
+    error: str | None = None
+    wall_time_s: float = 0.0
+    recorded: bool = True  # False: the worker died before writing status.json (re-run next time)
+
+
+def git_commit() -> str | None:
+    """HEAD of the lbpbench source checkout, or None outside a git checkout."""
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(lbpbench.__file__).resolve().parent,
+                             capture_output=True, text=True, timeout=5, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    commit = out.stdout.strip()
+    return commit if out.returncode == 0 and commit else None
+
+
+def _dist_version(name: str) -> str | None:
+    try:
+        return importlib.metadata.version(name)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def _device(config: RunConfig, result: Any) -> str:
+    device = getattr(result, "device", None)
+    if device:
+        return str(device)
+    if config.device == "cpu":
+        return "cpu"
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            return f"cuda ({torch.cuda.get_device_name(0)})"
+    except Exception:  # noqa: BLE001 - the device label must never fail a run
+        pass
+    return "cpu"
+
+
+def _primary_metric(result: Any, final: dict[str, float]) -> tuple[str | None, bool]:
+    metric = getattr(result, "metric", None)
+    if metric is None:
+        metric = next((m for m in ("eval_accuracy", "eval_loss") if m in final), None)
+        if metric is None and final:
+            metric = next(iter(final))
+    higher = getattr(result, "higher_is_better", None)
+    if higher is None:
+        higher = bool(metric and "accuracy" in metric)
+    return metric, bool(higher)
+
+
+def _accepts_progress(runner: Callable[..., Any]) -> bool:
+    try:
+        params = inspect.signature(runner).parameters
+    except (TypeError, ValueError):
+        return False
+    return "progress" in params or any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+def _start(task: RunTask) -> tuple[RunConfig, Path]:
+    config = RunConfig.from_dict(task.config)
+    run_dir = Path(task.run_dir)
+    store.write_run_start(run_dir, {"run_id": task.run_id, "config": task.config, **task.identity})
+    return config, run_dir
+
+
+def _record(task: RunTask, config: RunConfig, run_dir: Path, result: Any, error: str | None,
+            started: str, t0: float) -> RunOutcome:
+    """Write curves + status.json for one run; a result that cannot be recorded becomes `failed`."""
+    elapsed = time.perf_counter() - t0
+    status = "failed"
+    final: dict[str, float] = {}
+    curves = None
+    if result is not None:
+        try:
+            status = str(result.status)
+            if status not in store.STATUSES:
+                raise ValueError(f"runner returned unknown status {status!r}")
+            error = result.error
+            final = {str(k): float(v) for k, v in dict(result.final or {}).items()}
+            curves = store.curves_frame(task.run_id, result.curves)
+        except Exception:  # noqa: BLE001 - a malformed result is a failed run, not a crashed sweep
+            status, error, final, curves = "failed", traceback.format_exc(), {}, None
+    if curves is None:
+        curves = store.curves_frame(task.run_id, None)
+    metric, higher = _primary_metric(result, final)
+    wall = getattr(result, "wall_time_s", None) if result is not None else None
+    wall = float(wall) if isinstance(wall, int | float) else elapsed
+    status_doc = {
+        "run_id": task.run_id,
+        "status": status,
+        "error": error,
+        "started_at": started,
+        "finished_at": _now(),
+        "elapsed_s": round(elapsed, 4),
+        "wall_time_s": wall,
+        "metric": metric,
+        "higher_is_better": higher,
+        "final": final,
+        "final_value": final.get(metric) if metric else None,
+        "device": _device(config, result),
+        "git_commit": task.context.get("git_commit"),
+        "host": socket.gethostname(),
+        "executor": task.context.get("executor"),
+        "versions": {
+            "python": platform.python_version(),
+            "torch": _dist_version("torch"),
+            "lbpbench": lbpbench.__version__,
+            "plugins": task.identity.get("plugins", {}),
+        },
+    }
+    store.write_run_result(run_dir, curves, status_doc)
+    return RunOutcome(task.run_id, status, error, wall)
+
+
+def execute_run(task: RunTask, runner: Runner) -> RunOutcome:
+    """Run one configuration and write its files. Runs wherever it is called (worker or parent)."""
+    config, run_dir = _start(task)
+    started, t0 = _now(), time.perf_counter()
+    result, error = None, None
+    try:
+        if task.progress and _accepts_progress(runner):
+            result = runner(config, run_dir, progress=True)  # type: ignore[call-arg]
+        else:
+            result = runner(config, run_dir)
+    except Exception:  # noqa: BLE001 - any error in a run is that run's failure
+        error = traceback.format_exc()
+    return _record(task, config, run_dir, result, error, started, t0)
+
+
+def execute_job(job: Sequence[RunTask], runner: Runner) -> list[RunOutcome]:
+    """One job: a single run, or a seed group run as one vectorised call when the runner can."""
+    if len(job) == 1 or not getattr(runner, "supports_seed_batch", False):
+        return [execute_run(t, runner) for t in job]
+    starts = [_start(t) for t in job]
+    started, t0 = _now(), time.perf_counter()
+    try:
+        results = list(runner.run_seed_batch([c for c, _ in starts], [d for _, d in starts]))  # type: ignore[attr-defined]
+        if len(results) != len(job):
+            raise ValueError(f"run_seed_batch returned {len(results)} results for {len(job)} configs")
+    except Exception:  # noqa: BLE001
+        err = traceback.format_exc()
+        return [_record(t, c, d, None, err, started, t0) for t, (c, d) in zip(job, starts, strict=True)]
+    return [_record(t, c, d, r, None, started, t0) for t, (c, d), r in zip(job, starts, results, strict=True)]
+
+
+def seed_groups(tasks: Sequence[RunTask], runner: Runner) -> list[list[RunTask]]:
+    """Jobs: one per run, or (for a seed-batching runner) one per config-without-seed."""
+    if not getattr(runner, "supports_seed_batch", False):
+        return [[t] for t in tasks]
+    groups: dict[str, list[RunTask]] = {}
+    for t in tasks:
+        key = json.dumps({k: v for k, v in t.config.items() if k != "seed"}, sort_keys=True)
+        groups.setdefault(key, []).append(t)
+    return list(groups.values())
+
+
+# ------------------------------------------------------------------------------------------- executors
+
+OnDone = Callable[[RunOutcome], None]
+
+
+class Executor:
+    """Runs jobs, calling `on_done` in the parent for each finished run; returns False if stopped early."""
+
+    name = "executor"
+
+    def run(self, jobs: Sequence[Sequence[RunTask]], runner: Runner, on_done: OnDone, *,
+            fail_fast: bool = False) -> bool:
+        raise NotImplementedError
+
+    @staticmethod
+    def _report(outcomes: Sequence[RunOutcome], on_done: OnDone) -> bool:
+        failed = False
+        for o in outcomes:
+            on_done(o)
+            failed |= o.status == "failed"
+        return failed
+
+
+class LocalExecutor(Executor):
+    """In-process, one run after another; the runner may draw its own per-run progress bar."""
+
+    name = "local"
+
+    def run(self, jobs: Sequence[Sequence[RunTask]], runner: Runner, on_done: OnDone, *,
+            fail_fast: bool = False) -> bool:
+        for job in jobs:
+            if self._report(execute_job(job, runner), on_done) and fail_fast:
+                return False
+        return True
+
+
+def _init_worker(threads: int) -> None:
+    """Divide the machine's cores between the workers instead of oversubscribing them N times."""
+    os.environ["OMP_NUM_THREADS"] = str(threads)
+    with contextlib.suppress(ImportError):
+        import torch
+
+        torch.set_num_threads(threads)
+
+
+class ProcessPoolExecutorBackend(Executor):
+    """N local worker processes ("spawn": no forked torch/OpenMP state), torch threads divided."""
+
+    name = "local-pool"
+
+    def __init__(self, workers: int, mp_context: str = "spawn") -> None:
+        self.workers = workers
+        self.mp_context = mp_context
+
+    def run(self, jobs: Sequence[Sequence[RunTask]], runner: Runner, on_done: OnDone, *,
+            fail_fast: bool = False) -> bool:
+        import multiprocessing
+
+        threads = max(1, (os.cpu_count() or 1) // self.workers)
+        ctx = multiprocessing.get_context(self.mp_context)
+        with ProcessPoolExecutor(max_workers=self.workers, mp_context=ctx, initializer=_init_worker,
+                                 initargs=(threads,)) as pool:
+            pending: dict[Future[list[RunOutcome]], Sequence[RunTask]] = {
+                pool.submit(execute_job, job, runner): job for job in jobs}
+            while pending:
+                done, _ = wait(pending, return_when=FIRST_COMPLETED)
+                stop = False
+                for fut in done:
+                    job = pending.pop(fut)
+                    try:
+                        outcomes = fut.result()
+                    except Exception as exc:  # noqa: BLE001 - worker died: runs unrecorded, re-run later
+                        outcomes = [RunOutcome(t.run_id, "failed", f"worker process died: {exc!r}",
+                                               recorded=False) for t in job]
+                    stop |= self._report(outcomes, on_done) and fail_fast
+                if stop:
+                    for fut in pending:
+                        fut.cancel()
+                    pool.shutdown(wait=True, cancel_futures=True)
+                    return False
+        return True
+
+
+def _ray_job(job: Sequence[RunTask], runner: Runner) -> list[RunOutcome]:
+    return execute_job(job, runner)
+
+
+class RayExecutor(Executor):
+    """Each job one Ray task (num_cpus=1). Workers write the run files, so the results folder must be
+    on storage every node sees (a shared filesystem) when running on a multi-node cluster.
+
+    `address`: None starts (or reuses) a local Ray; "auto" or "HOST:PORT" connects to a cluster.
+    A Ray already initialised by the caller is used as is.
+    """
+
+    name = "ray"
+
+    def __init__(self, address: str | None = None) -> None:
+        self.address = address
+
+    def _init(self) -> None:
+        import ray
+
+        if ray.is_initialized():
+            return
+        env = {k: v for k, v in os.environ.items() if k.startswith("LBPBENCH_")}
+        if self.address is None:
+            # a local instance: workers must import what the driver imports (tests, plugin files)
+            env["PYTHONPATH"] = os.pathsep.join([p for p in sys.path if p] +
+                                                [os.environ.get("PYTHONPATH", "")]).strip(os.pathsep)
+            ray.init(include_dashboard=False, runtime_env={"env_vars": env}, log_to_driver=False)
+        else:
+            ray.init(address=self.address, runtime_env={"env_vars": env} if env else None,
+                     log_to_driver=False)
+
+    def run(self, jobs: Sequence[Sequence[RunTask]], runner: Runner, on_done: OnDone, *,
+            fail_fast: bool = False) -> bool:
+        import ray
+
+        self._init()
+        remote = ray.remote(num_cpus=1, max_retries=0)(_ray_job)
+        runner_ref = ray.put(runner)
+        pending = {remote.remote(list(job), runner_ref): job for job in jobs}
+        while pending:
+            done, _ = ray.wait(list(pending), num_returns=1)
+            for ref in done:
+                job = pending.pop(ref)
+                try:
+                    outcomes = ray.get(ref)
+                except Exception as exc:  # noqa: BLE001 - worker or node died: runs unrecorded
+                    outcomes = [RunOutcome(t.run_id, "failed", f"ray task died: {exc!r}", recorded=False)
+                                for t in job]
+                if self._report(outcomes, on_done) and fail_fast:
+                    for other in pending:
+                        ray.cancel(other, force=False)
+                    return False
+        return True
+
+
+def make_executor(kind: str, workers: int = 1, address: str | None = None) -> Executor:
+    """`local` with workers=1: in-process; workers>1: a process pool; `ray`: Ray tasks."""
+    if kind == "ray":
+        return RayExecutor(address)
+    if kind == "local":
+        return LocalExecutor() if workers <= 1 else ProcessPoolExecutorBackend(workers)
+    raise ValueError(f"unknown executor {kind!r}; use local or ray")

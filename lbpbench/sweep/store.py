@@ -1,0 +1,364 @@
+"""The results store: ``results/<sweep>/`` on disk, written so that a crash never corrupts it.
+
+Layout::
+
+    results/<sweep>/
+      .lock              fcntl lock held by the running sweep (a second one refuses to start)
+      sweep.toml         the resolved spec
+      index.json         run ids of the current spec, in order (status/ls use it for "pending")
+      runs/<run_id>/
+        config.json      resolved RunConfig + what the run id hashes
+        curves.parquet   run_id, phase, step, metric, value
+        status.json      written LAST: its presence marks the run finished (ok | diverged | failed)
+      runs.parquet       one row per run (schema: docs/ARCHITECTURE.md)
+      curves.parquet     every run's curves, concatenated
+
+Every file is written to a temporary name in the same folder and ``os.replace``d into place (model:
+asv's results files), so a reader sees the old file or the new one, never half of one. A run folder
+whose status.json is missing was interrupted and is simply re-run; one whose files cannot be read
+is reported as corrupt and re-run, never silently dropped.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import json
+import os
+import tempfile
+import warnings
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from lbpbench.harness.config import RunConfig, field_types
+
+FINISHED = ("ok", "diverged")
+STATUSES = ("ok", "diverged", "failed")
+CURVE_COLUMNS = ("run_id", "phase", "step", "metric", "value")
+RUN_COLUMNS_AFTER_CONFIG = ("method", "status", "error", "wall_time_s", "metric", "higher_is_better",
+                            "final", "device", "torch_version", "lbpbench_version", "git_commit")
+
+
+class SweepLocked(RuntimeError):
+    """Another process holds the sweep folder's lock."""
+
+
+class CorruptRunWarning(UserWarning):
+    """A run's files could not be read; the run will be re-run."""
+
+
+# ----------------------------------------------------------------------------------------- atomic writes
+
+def _fsync_dir(path: Path) -> None:
+    with contextlib.suppress(OSError):
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+@contextlib.contextmanager
+def _atomic_target(path: Path) -> Iterator[Path]:
+    """Yield a temp path next to `path`; on success fsync it and rename it over `path`."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        yield tmp
+        with open(tmp, "rb+") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+        _fsync_dir(path.parent)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write text atomically (temp file + os.replace)."""
+    with _atomic_target(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+
+
+def atomic_write_json(path: Path, data: Any) -> None:
+    """Write JSON atomically; NaN/inf are allowed (a diverged run's final loss may be inf)."""
+    atomic_write_text(path, json.dumps(data, indent=2, sort_keys=False, default=str) + "\n")
+
+
+def atomic_write_parquet(path: Path, df: pd.DataFrame) -> None:
+    """Write a DataFrame as parquet atomically."""
+    with _atomic_target(path) as tmp:
+        df.to_parquet(tmp, index=False)
+
+
+def read_json(path: Path) -> Any:
+    """Read JSON; raises ValueError/OSError on unreadable content."""
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def clean_temp_files(folder: Path) -> None:
+    """Remove temp files left by a writer that was killed mid-write."""
+    if folder.is_dir():
+        for tmp in folder.glob(".*.tmp"):
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+
+
+# ------------------------------------------------------------------------------------------- run files
+
+def curves_frame(run_id: str, curves: pd.DataFrame | None) -> pd.DataFrame:
+    """The harness's long-form curves with a run_id column and fixed dtypes (so merges concatenate)."""
+    if curves is None or len(curves) == 0:
+        dtypes = ("string", "string", "int64", "string", "float64")
+        df = pd.DataFrame({c: pd.Series(dtype=t) for c, t in zip(CURVE_COLUMNS, dtypes, strict=True)})
+    else:
+        df = pd.DataFrame(curves).loc[:, ["phase", "step", "metric", "value"]].copy()
+        df.insert(0, "run_id", run_id)
+    return df.astype({"run_id": "string", "phase": "string", "step": "int64", "metric": "string",
+                      "value": "float64"}).reset_index(drop=True)
+
+
+def write_run_start(run_dir: Path, config_payload: dict[str, Any]) -> None:
+    """Mark a run as started: drop any previous status (so an interrupted re-run reads as unfinished)."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    clean_temp_files(run_dir)
+    with contextlib.suppress(FileNotFoundError):
+        (run_dir / "status.json").unlink()
+    atomic_write_json(run_dir / "config.json", config_payload)
+
+
+def write_run_result(run_dir: Path, curves: pd.DataFrame, status: dict[str, Any]) -> None:
+    """Write curves then status.json (the commit marker: a run is finished iff status.json exists)."""
+    atomic_write_parquet(run_dir / "curves.parquet", curves)
+    atomic_write_json(run_dir / "status.json", status)
+
+
+@dataclass
+class RunState:
+    """What the store knows about one run folder."""
+
+    run_id: str
+    state: str  # missing | incomplete | corrupt | ok | diverged | failed
+    status: dict[str, Any] | None = None
+    config: dict[str, Any] | None = None
+    problem: str | None = None
+
+    @property
+    def finished(self) -> bool:
+        return self.state in FINISHED
+
+
+# ---------------------------------------------------------------------------------------------- store
+
+class ResultsStore:
+    """One sweep's folder. Cheap to construct; touches the disk only when asked."""
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root)
+
+    @property
+    def runs_dir(self) -> Path:
+        return self.root / "runs"
+
+    @property
+    def lock_path(self) -> Path:
+        return self.root / ".lock"
+
+    def run_dir(self, run_id: str) -> Path:
+        return self.runs_dir / run_id
+
+    # --- locking ---
+    @contextlib.contextmanager
+    def lock(self) -> Iterator[None]:
+        """Hold an exclusive, non-blocking flock on .lock for the sweep's lifetime.
+
+        The kernel releases it when the process dies (even by kill -9), so there is no stale lock.
+        """
+        self.root.mkdir(parents=True, exist_ok=True)
+        fh = open(self.lock_path, "a+")  # noqa: SIM115 - held for the context's lifetime
+        try:
+            try:
+                fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError as exc:
+                if exc.errno not in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
+                    raise
+                fh.seek(0)
+                holder = fh.read().strip() or "another process"
+                raise SweepLocked(f"{self.root} is in use by another sweep ({holder}); wait for it to "
+                                  "finish or stop it first") from None
+            fh.seek(0)
+            fh.truncate()
+            fh.write(f"pid {os.getpid()} on {os.uname().nodename}\n")
+            fh.flush()
+            yield
+        finally:
+            fh.close()
+
+    def is_locked(self) -> bool:
+        """True while a sweep holds the lock (used by `sweep ls` / `sweep status`)."""
+        if not self.lock_path.exists():
+            return False
+        with open(self.lock_path) as fh:
+            try:
+                fcntl.flock(fh.fileno(), fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except OSError:
+                return True
+            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+        return False
+
+    # --- sweep-level files ---
+    def write_spec(self, toml_text: str) -> None:
+        atomic_write_text(self.root / "sweep.toml", toml_text)
+
+    def write_index(self, sweep: str, run_ids: list[str]) -> None:
+        atomic_write_json(self.root / "index.json", {"sweep": sweep, "run_ids": run_ids})
+
+    def read_index(self) -> dict[str, Any] | None:
+        try:
+            return read_json(self.root / "index.json")
+        except (OSError, ValueError):
+            return None
+
+    # --- reading runs ---
+    def run_folders(self) -> list[str]:
+        """Names of every run folder on disk, sorted."""
+        return sorted(p.name for p in self.runs_dir.iterdir() if p.is_dir()) if self.runs_dir.is_dir() else []
+
+    def read_run(self, run_id: str, *, check_curves: bool = True) -> RunState:
+        """Classify a run folder; never raises for bad content (that is `corrupt`)."""
+        folder = self.run_dir(run_id)
+        if not folder.is_dir():
+            return RunState(run_id, "missing")
+        status_path = folder / "status.json"
+        config_path = folder / "config.json"
+        if not status_path.exists():
+            return RunState(run_id, "incomplete")
+        try:
+            status = read_json(status_path)
+            if not isinstance(status, dict) or status.get("status") not in STATUSES:
+                raise ValueError(f"no valid status in {status!r:.80}")
+        except (OSError, ValueError) as exc:
+            return RunState(run_id, "corrupt", problem=f"status.json unreadable: {exc}")
+        try:
+            config = read_json(config_path)
+            if not isinstance(config, dict) or not isinstance(config.get("config"), dict):
+                raise ValueError("no config table")
+        except (OSError, ValueError) as exc:
+            return RunState(run_id, "corrupt", status=status, problem=f"config.json unreadable: {exc}")
+        if check_curves and status["status"] in FINISHED:
+            try:
+                pd.read_parquet(folder / "curves.parquet")
+            except Exception as exc:  # noqa: BLE001 - any reader error means the file is unusable
+                return RunState(run_id, "corrupt", status=status, config=config,
+                                problem=f"curves.parquet unreadable: {type(exc).__name__}: {exc}")
+        return RunState(run_id, status["status"], status=status, config=config)
+
+    def scan(self, run_ids: Iterable[str] | None = None) -> list[RunState]:
+        """States of the given runs (default: every folder under runs/), warning about corrupt ones."""
+        if run_ids is None:
+            run_ids = self.run_folders()
+        states = [self.read_run(r) for r in run_ids]
+        for s in states:
+            if s.state == "corrupt":
+                warnings.warn(f"run {s.run_id}: {s.problem}; it will be re-run", CorruptRunWarning,
+                              stacklevel=2)
+        return states
+
+    # --- merging ---
+    def merge(self, sweep: str, run_ids: Iterable[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """Build and atomically write runs.parquet and curves.parquet from the finished run folders.
+
+        Only the given runs (the current spec's) are merged, so results of an older version of the
+        spec that are still on disk do not leak into the report. Unreadable runs are skipped here
+        with a warning; the next `sweep run` re-runs them.
+        """
+        rows: list[dict[str, Any]] = []
+        curves: list[pd.DataFrame] = []
+        for state in self.scan(list(run_ids)):
+            if state.status is None or state.config is None or state.state == "corrupt":
+                continue
+            rows.append(_run_row(sweep, state))
+            if state.state in FINISHED or (self.run_dir(state.run_id) / "curves.parquet").exists():
+                try:
+                    curves.append(curves_frame(state.run_id,
+                                               pd.read_parquet(self.run_dir(state.run_id) / "curves.parquet")
+                                               .drop(columns=["run_id"], errors="ignore")))
+                except Exception as exc:  # noqa: BLE001
+                    warnings.warn(f"run {state.run_id}: curves.parquet unreadable ({exc})", CorruptRunWarning,
+                                  stacklevel=2)
+        runs_df = _runs_frame(rows)
+        curves_df = pd.concat(curves, ignore_index=True) if curves else curves_frame("", None)
+        atomic_write_parquet(self.root / "runs.parquet", runs_df)
+        atomic_write_parquet(self.root / "curves.parquet", curves_df)
+        return runs_df, curves_df
+
+
+def _run_row(sweep: str, state: RunState) -> dict[str, Any]:
+    assert state.status is not None and state.config is not None
+    cfg = dict(RunConfig().to_dict())
+    cfg.update(state.config["config"])
+    status = state.status
+    versions = status.get("versions") or {}
+    row: dict[str, Any] = {"run_id": state.run_id, "sweep": sweep}
+    row.update(cfg)
+    row["baseline"] = cfg.get("baseline") or ""
+    row["method"] = cfg["baseline"] if cfg.get("baseline") else f"{cfg['learner']}/{cfg['aggregator']}"
+    row.update({
+        "status": status.get("status"),
+        "error": status.get("error") or "",
+        "wall_time_s": float(status.get("wall_time_s") or 0.0),
+        "metric": status.get("metric") or "",
+        "higher_is_better": bool(status.get("higher_is_better", False)),
+        "final": _float_or_nan(status.get("final_value")),
+        "device": status.get("device") or "",
+        "torch_version": versions.get("torch") or "",
+        "lbpbench_version": versions.get("lbpbench") or "",
+        "git_commit": status.get("git_commit") or "",
+    })
+    return row
+
+
+def _float_or_nan(value: Any) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return float("nan")
+
+
+def _runs_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
+    """runs.parquet with stable dtypes, so a sweep's table has the same schema whatever its runs."""
+    types = field_types()
+    columns = ["run_id", "sweep", *types, *RUN_COLUMNS_AFTER_CONFIG]
+    df = pd.DataFrame(rows, columns=columns)
+    # a failed run has no metric: take its task's metric from the other runs of that task
+    if len(df):
+        known = df[df["metric"] != ""].groupby("task")[["metric", "higher_is_better"]].first()
+        missing = df["metric"] == ""
+        for idx in df.index[missing]:
+            task = df.at[idx, "task"]
+            if task in known.index:
+                df.at[idx, "metric"] = known.at[task, "metric"]
+                df.at[idx, "higher_is_better"] = bool(known.at[task, "higher_is_better"])
+    dtypes: dict[str, Any] = {}
+    for name, annotation in types.items():
+        base = annotation.replace(" | None", "")
+        if base == "int":
+            dtypes[name] = "Int64"
+        elif base == "float":
+            dtypes[name] = "Float64" if "None" in annotation else "float64"
+        elif base == "bool":
+            dtypes[name] = "boolean"
+        elif base == "str":
+            dtypes[name] = "string"
+    dtypes.update({"run_id": "string", "sweep": "string", "baseline": "string", "method": "string",
+                   "status": "string", "error": "string", "wall_time_s": "float64", "metric": "string",
+                   "higher_is_better": "bool", "final": "float64", "device": "string",
+                   "torch_version": "string", "lbpbench_version": "string", "git_commit": "string"})
+    return df.astype(dtypes)
