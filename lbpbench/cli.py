@@ -20,6 +20,7 @@ from lbpbench.registry import ENV_PLUGINS_DIR, KINDS, Registry, get_registry
 # name -> "module:attribute" of a click command; one line per command.
 COMMANDS: dict[str, str] = {
     "plugins": "lbpbench.cli:plugins_command",
+    "sweep": "lbpbench.sweep.commands:sweep_group",
 }
 
 
