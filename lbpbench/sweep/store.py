@@ -317,7 +317,7 @@ def _run_row(sweep: str, state: RunState) -> dict[str, Any]:
         "metric": status.get("metric") or "",
         "higher_is_better": bool(status.get("higher_is_better", False)),
         "final": _float_or_nan(status.get("final_value")),
-        "device": status.get("device") or "",
+        "device": status.get("device") or cfg.get("device") or "",
         "torch_version": versions.get("torch") or "",
         "lbpbench_version": versions.get("lbpbench") or "",
         "git_commit": status.get("git_commit") or "",
@@ -335,7 +335,9 @@ def _float_or_nan(value: Any) -> float:
 def _runs_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
     """runs.parquet with stable dtypes, so a sweep's table has the same schema whatever its runs."""
     types = field_types()
-    columns = ["run_id", "sweep", *types, *RUN_COLUMNS_AFTER_CONFIG]
+    # `device` is both a RunConfig field (requested: cpu|cuda|auto) and a runs.parquet column (the
+    # device the run actually used); the table keeps one column, holding the device actually used.
+    columns = ["run_id", "sweep", *types, *(c for c in RUN_COLUMNS_AFTER_CONFIG if c not in types)]
     df = pd.DataFrame(rows, columns=columns)
     # a failed run has no metric: take its task's metric from the other runs of that task
     if len(df):
