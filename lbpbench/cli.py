@@ -21,6 +21,7 @@ from lbpbench.registry import ENV_PLUGINS_DIR, KINDS, Registry, get_registry
 COMMANDS: dict[str, str] = {
     "plugins": "lbpbench.cli:plugins_command",
     "sweep": "lbpbench.sweep.commands:sweep_group",
+    "reference": "lbpbench.reference.commands:reference_group",
 }
 
 

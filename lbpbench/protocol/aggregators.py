@@ -57,4 +57,3 @@ def check_aggregator(obj: object, name: str) -> None:
     """A plugin aggregator must offer aggregate(edges, dim); say so early instead of mid-step."""
     if not callable(getattr(obj, "aggregate", None)):
         raise ValueError(f"aggregator {name!r} does not provide aggregate(edges, dim)")
-

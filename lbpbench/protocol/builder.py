@@ -14,9 +14,15 @@ from lbpbench.protocol.spec import NetworkSpec
 
 
 def _node(registry: Any, kind: str, role: str, field: str, **kwargs: Any) -> Node:
-    choices = [n for n in registry.names("node_type") if getattr(registry.get("node_type", n).factory, "role", None) == role]
+    choices = [
+        n
+        for n in registry.names("node_type")
+        if getattr(registry.get("node_type", n).factory, "role", None) == role
+    ]
     if kind not in choices:
-        raise ValueError(f"{field} {kind!r} is not a registered {role} node type; choices: {', '.join(choices)}")
+        raise ValueError(
+            f"{field} {kind!r} is not a registered {role} node type; choices: {', '.join(choices)}"
+        )
     return registry.get("node_type", kind).factory(**kwargs)
 
 
@@ -26,8 +32,20 @@ def build_nodes(spec: NetworkSpec, registry: Any) -> list[Node]:
     sizes = [spec.input_size, *spec.layer_sizes]
     for i in range(len(spec.layer_sizes)):
         if i > 0:
-            nodes.append(_node(registry, spec.activation, "activation", "activation", name=f"act{i}", size=sizes[i]))
-        nodes.append(_node(registry, "dense", "dense", "dense", name=f"dense{i + 1}", in_size=sizes[i], out_size=sizes[i + 1]))
+            nodes.append(
+                _node(registry, spec.activation, "activation", "activation", name=f"act{i}", size=sizes[i])
+            )
+        nodes.append(
+            _node(
+                registry,
+                "dense",
+                "dense",
+                "dense",
+                name=f"dense{i + 1}",
+                in_size=sizes[i],
+                out_size=sizes[i + 1],
+            )
+        )
     if spec.output == "softmax":
         nodes.append(_node(registry, "softmax", "output", "output", name="softmax", size=spec.output_size))
     nodes.append(_node(registry, spec.loss, "loss", "loss", name="loss", size=spec.output_size))

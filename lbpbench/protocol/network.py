@@ -115,7 +115,9 @@ class MessagePassingNetwork(nn.Module):
                 shapes[key] = (*entry.info.node.carry_shape(entry.info.slot, batch_size), size)
         return shapes
 
-    def init_carries(self, n_tasks: int, batch_size: int, device: torch.device | None = None) -> dict[str, Tensor]:
+    def init_carries(
+        self, n_tasks: int, batch_size: int, device: torch.device | None = None
+    ) -> dict[str, Tensor]:
         return {k: torch.zeros(n_tasks, *s, device=device) for k, s in self.carry_shapes(batch_size).items()}
 
     # ----------------------------------------------------------------------------- forward
@@ -222,5 +224,18 @@ class MessagePassingNetwork(nn.Module):
                 m.finish_calibration(blend)
 
     # ----------------------------------------------------------------------------- layout
+    def unused_parameter_names(self) -> list[str]:
+        """Parameters that cannot influence anything: the message path of a core that serves only
+        the first dense layer's W slot, whose outgoing message is never used (MPLP.md §2)."""
+        first = next(e for e in self.entries.values() if e.info.slot == "W")
+        if sum(e.core == first.core for e in self.entries.values()) > 1:
+            return []
+        prefixes = getattr(self.cores[first.core], "message_only_prefixes", ())
+        return [
+            f"cores.{first.core}.{n}"
+            for n, _ in self.cores[first.core].named_parameters()
+            if n.startswith(tuple(prefixes))
+        ]
+
     def slot_order(self) -> list[SlotEntry]:
         return list(self.entries.values())

@@ -34,7 +34,9 @@ class SlotInfo:
     @property
     def reference_name(self) -> str:
         """Block name in the reference checkpoints: dense1.W_learner, act1.learner."""
-        return f"{self.node_name}.{self.slot}_learner" if self.slot != "learner" else f"{self.node_name}.learner"
+        return (
+            f"{self.node_name}.{self.slot}_learner" if self.slot != "learner" else f"{self.node_name}.learner"
+        )
 
     @property
     def piece_names(self) -> list[str]:

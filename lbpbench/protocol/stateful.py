@@ -39,10 +39,16 @@ class StatefulCore(nn.Module):
         self.b_reset = nn.Parameter(torch.full((c,), -1.0))
         self.b_next = nn.Parameter(torch.zeros(c))
         self.mlp_x = nn.ModuleList(
-            [KerasDense(a, b, bias=i < len(widths)) for i, (a, b) in enumerate(zip([f, *widths], [*widths, c]))]
+            [
+                KerasDense(a, b, bias=i < len(widths))
+                for i, (a, b) in enumerate(zip([f, *widths], [*widths, c], strict=True))
+            ]
         )
         self.mlp_c = nn.ModuleList(
-            [KerasDense(a, b, bias=i < len(widths)) for i, (a, b) in enumerate(zip([c, *widths], [*widths, c]))]
+            [
+                KerasDense(a, b, bias=i < len(widths))
+                for i, (a, b) in enumerate(zip([c, *widths], [*widths, c], strict=True))
+            ]
         )
 
     def forward(self, pieces: list[Tensor], carry: Tensor | None, need_message: bool) -> CoreOutput:
@@ -91,7 +97,11 @@ class StatefulLearner:
     scale_output = True
 
     def __init__(
-        self, message_size: int = 8, hidden_size: int = 15, mlp_widths: Sequence[int] = (80, 40), **_ignored: object
+        self,
+        message_size: int = 8,
+        hidden_size: int = 15,
+        mlp_widths: Sequence[int] = (80, 40),
+        **_ignored: object,
     ) -> None:
         if not isinstance(hidden_size, int) or hidden_size < 0:
             raise ValueError(f"hidden_size must be a non-negative integer, got {hidden_size!r}")

@@ -25,6 +25,7 @@ class StatelessCore(nn.Module):
     """
 
     carry_size = 0
+    message_only_prefixes = ("message_mlp.",)
 
     def __init__(self, slot: SlotInfo, mlp_widths: Sequence[int], untrained_message_mlp: bool) -> None:
         super().__init__()

@@ -107,8 +107,12 @@ def infer_setup(data: dict[str, np.ndarray], golden: Path, checkpoint: Path | No
         candidates = [golden.parent / "checkpoints" / name, golden.parent / name]
         checkpoint = next((c for c in candidates if c.is_file()), None)
         if checkpoint is None:
-            raise FileNotFoundError(f"checkpoint {name} not found beside {golden} (looked in {', '.join(map(str, candidates))})")
-    return GoldenSetup(spec, "stateful" if stateful else "stateless", k, hidden, classification, checkpoint, n_layers)
+            raise FileNotFoundError(
+                f"checkpoint {name} not found beside {golden} (looked in {', '.join(map(str, candidates))})"
+            )
+    return GoldenSetup(
+        spec, "stateful" if stateful else "stateless", k, hidden, classification, checkpoint, n_layers
+    )
 
 
 def load_reference_network(setup: GoldenSetup) -> tuple[MessagePassingNetwork, str]:
@@ -138,7 +142,9 @@ def _max_abs(a: Tensor, b: np.ndarray) -> float:
     return float((a.detach().double() - torch.as_tensor(b).double()).abs().max())
 
 
-def _eval_metrics(net: MessagePassingNetwork, params: dict[str, Tensor], data: dict, classification: bool) -> dict:
+def _eval_metrics(
+    net: MessagePassingNetwork, params: dict[str, Tensor], data: dict, classification: bool
+) -> dict:
     T = data["train_x"].shape[0]
     eval_x = torch.as_tensor(data["eval_x"])
     if eval_x.dim() == 2:
@@ -177,13 +183,31 @@ def verify_golden(golden: Path | str, checkpoint: Path | str | None = None) -> V
     def check_metrics(errors: StepErrors, step: int) -> None:
         metrics = _eval_metrics(net, params, data, setup.classification)
         if setup.classification:
-            check(errors, "metrics", "eval_ce", _max_abs(metrics["eval_ce"], data["eval_ce"][:, step]), tol["eval_ce"])
-            check(errors, "metrics", "eval_acc", _max_abs(metrics["eval_acc"], data["eval_acc"][:, step]), tol["eval_acc"])
+            check(
+                errors,
+                "metrics",
+                "eval_ce",
+                _max_abs(metrics["eval_ce"], data["eval_ce"][:, step]),
+                tol["eval_ce"],
+            )
+            check(
+                errors,
+                "metrics",
+                "eval_acc",
+                _max_abs(metrics["eval_acc"], data["eval_acc"][:, step]),
+                tol["eval_acc"],
+            )
         else:
             ref = torch.as_tensor(data["eval_loss"][:, step]).double()
             rel = float(((metrics["eval_loss"].double() - ref).abs() / ref.abs().clamp_min(1e-12)).max())
             check(errors, "metrics", "eval_loss_rel", rel, tol["eval_rtol"])
-            check(errors, "metrics", "eval_pred", _max_abs(metrics["eval_pred"], data["eval_pred"][:, step]), tol["params"])
+            check(
+                errors,
+                "metrics",
+                "eval_pred",
+                _max_abs(metrics["eval_pred"], data["eval_pred"][:, step]),
+                tol["params"],
+            )
 
     with torch.no_grad():
         errors = StepErrors(0)
@@ -203,7 +227,13 @@ def verify_golden(golden: Path | str, checkpoint: Path | str | None = None) -> V
                 for key, msg in out.messages.items():
                     ref_key = f"msg_out_{key}"
                     if ref_key in data:
-                        check(errors, "messages", key, _max_abs(msg[msg_tasks], data[ref_key][:, si]), tol["messages"])
+                        check(
+                            errors,
+                            "messages",
+                            key,
+                            _max_abs(msg[msg_tasks], data[ref_key][:, si]),
+                            tol["messages"],
+                        )
             for key, carry in carries.items():
                 ref_key = f"task0_after_step{s + 1}_carry_{key}"
                 if ref_key in data:
@@ -212,7 +242,13 @@ def verify_golden(golden: Path | str, checkpoint: Path | str | None = None) -> V
             if batch_key in data:
                 element = net.element_loss(params, x, y)
                 value = element.sum(-1).mean(-1) if setup.classification else element.flatten(1).mean(1)
-                check(errors, "metrics", batch_key, _max_abs(value, data[batch_key][:, s]), tol.get("eval_ce", tol["params"]))
+                check(
+                    errors,
+                    "metrics",
+                    batch_key,
+                    _max_abs(value, data[batch_key][:, s]),
+                    tol.get("eval_ce", tol["params"]),
+                )
             check_metrics(errors, s + 1)
             steps.append(errors)
     return VerifyReport(setup, sharing, steps, failures)
