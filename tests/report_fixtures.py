@@ -36,8 +36,11 @@ FAILED = {(ACC_TASK, "sum", 4, 1), (ACC_TASK, "rnn", 8, 0), (ACC_TASK, "rnn", 8,
 
 def learned_final(task: str, aggregator: str, message_size: int, seed: int) -> float:
     """The closed-form final metric of a learned run (see the module docstring)."""
-    return BASE[task] + 0.1 * AGGREGATORS.index(aggregator) + 0.05 * MESSAGE_SIZES.index(message_size) + (
-        0.01 * seed
+    return (
+        BASE[task]
+        + 0.1 * AGGREGATORS.index(aggregator)
+        + 0.05 * MESSAGE_SIZES.index(message_size)
+        + (0.01 * seed)
     )
 
 
@@ -125,8 +128,17 @@ def build_results(
     # The sweep store writes nullable dtypes and "" for a missing error; mimic it.
     runs_df["error"] = runs_df["error"].fillna("")
     runs_df = runs_df.astype(
-        {"message_size": "Int64", "seed": "Int64", "task": "string", "method": "string", "status": "string",
-         "baseline": "string", "error": "string", "metric": "string", "meta_batch": "Int64"}
+        {
+            "message_size": "Int64",
+            "seed": "Int64",
+            "task": "string",
+            "method": "string",
+            "status": "string",
+            "baseline": "string",
+            "error": "string",
+            "metric": "string",
+            "meta_batch": "Int64",
+        }
     )
     curves_df = pd.DataFrame(curves, columns=["run_id", "phase", "step", "metric", "value"])
     out = Path(out_dir)

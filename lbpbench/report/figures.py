@@ -128,8 +128,9 @@ def curve_figure(
     if ok.empty:
         fig_out.note = "no successful runs, so no curves."
         return fig_out
-    merged = curves[curves["phase"] == phase].merge(ok[["run_id", "task", "label", "metric"]].rename(
-        columns={"metric": "task_metric"}), on="run_id")
+    merged = curves[curves["phase"] == phase].merge(
+        ok[["run_id", "task", "label", "metric"]].rename(columns={"metric": "task_metric"}), on="run_id"
+    )
     wanted = merged["task_metric"] if metric is None else metric
     data = merged[merged["metric"] == wanted]
     if data.empty:
@@ -142,8 +143,15 @@ def curve_figure(
         for ax, task in zip(axes, tasks, strict=True):
             sel = data[data["task"] == task]
             sns.lineplot(
-                data=sel, x="step", y="value", hue="label", hue_order=hue_order, errorbar=ERRORBAR,
-                n_boot=N_BOOT, seed=BOOTSTRAP_SEED, ax=ax,
+                data=sel,
+                x="step",
+                y="value",
+                hue="label",
+                hue_order=hue_order,
+                errorbar=ERRORBAR,
+                n_boot=N_BOOT,
+                seed=BOOTSTRAP_SEED,
+                ax=ax,
             )
             y_name = metric or _task_metric(runs, task)
             ax.set_title(task)
@@ -178,8 +186,18 @@ def final_point_figure(runs: pd.DataFrame, keys: list[str]) -> ReportFigure:
                 data=sel, x="label", y="final", order=order, color="0.55", size=4, jitter=0.15, ax=ax
             )
             sns.pointplot(
-                data=sel, x="label", y="final", order=order, errorbar=ERRORBAR, n_boot=N_BOOT,
-                seed=BOOTSTRAP_SEED, linestyle="none", color="C0", markers="D", capsize=0.2, ax=ax,
+                data=sel,
+                x="label",
+                y="final",
+                order=order,
+                errorbar=ERRORBAR,
+                n_boot=N_BOOT,
+                seed=BOOTSTRAP_SEED,
+                linestyle="none",
+                color="C0",
+                markers="D",
+                capsize=0.2,
+                ax=ax,
             )
             ax.set_title(task)
             ax.set_xlabel("")
@@ -285,10 +303,24 @@ def all_figures(
     """Every figure of the report, in reading order."""
     keys = group_keys(runs, group_by)
     return [
-        curve_figure(runs, curves, keys, phase="meta_train", metric="meta_loss", name="meta_train",
-                     title="Meta-training curves"),
-        curve_figure(runs, curves, keys, phase="eval", metric=None, name="eval_curves",
-                     title="Inner-loop evaluation curves"),
+        curve_figure(
+            runs,
+            curves,
+            keys,
+            phase="meta_train",
+            metric="meta_loss",
+            name="meta_train",
+            title="Meta-training curves",
+        ),
+        curve_figure(
+            runs,
+            curves,
+            keys,
+            phase="eval",
+            metric=None,
+            name="eval_curves",
+            title="Inner-loop evaluation curves",
+        ),
         final_point_figure(runs, keys),
         *heatmap_figures(runs, heatmap_axes),
     ]

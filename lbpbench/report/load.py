@@ -157,9 +157,7 @@ def varying_axes(runs: pd.DataFrame) -> list[str]:
 
     Seeds are replicates, not configurations; device and data_dir are where a run happened.
     """
-    return [
-        c for c in config_columns(runs) if c not in NOT_AN_AXIS and runs[c].nunique(dropna=False) > 1
-    ]
+    return [c for c in config_columns(runs) if c not in NOT_AN_AXIS and runs[c].nunique(dropna=False) > 1]
 
 
 def group_keys(runs: pd.DataFrame, group_by: list[str] | tuple[str, ...] | None = None) -> list[str]:

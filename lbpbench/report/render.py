@@ -19,7 +19,14 @@ import pandas as pd
 
 from lbpbench.report.figures import ReportFigure, all_figures
 from lbpbench.report.load import load_results
-from lbpbench.report.tables import Summary, display_table, failures_table, summarise, to_markdown, write_tables
+from lbpbench.report.tables import (
+    Summary,
+    display_table,
+    failures_table,
+    summarise,
+    to_markdown,
+    write_tables,
+)
 
 PACKAGES = ("lbpbench", "torch", "numpy", "pandas", "pyarrow", "seaborn", "matplotlib", "scipy")
 RUN_ENV_COLUMNS = ("device", "git_commit", "torch_version", "lbpbench_version")
@@ -205,14 +212,19 @@ def _html_table(frame: pd.DataFrame, table_id: str) -> str:
 def render_html(report: Report) -> str:
     """`index.html`: self-contained (inline CSS, figures as data URIs), no scripts, no timestamps."""
     e = html.escape
-    body = [f"<h1>{e(report.title)}</h1>", f"<p>Results: <code>{e(report.source)}</code> — "
-            f"{e(_status_line(report.runs))}.</p>"]
+    body = [
+        f"<h1>{e(report.title)}</h1>",
+        f"<p>Results: <code>{e(report.source)}</code> — {e(_status_line(report.runs))}.</p>",
+    ]
     body += [f'<p class="alert">{e(a)}</p>' for a in report.alerts]
     body += ["<h2>Summary per configuration</h2>", _html_table(display_table(report.summary), "summary")]
     body += ["<ul class='note'>"] + [f"<li>{e(n)}</li>" for n in report.summary.notes] + ["</ul>"]
     body += ["<h2>Failed and diverged runs</h2>"]
-    body.append("<p>None.</p>" if report.failures.empty else _html_table(
-        _failures_for_display(report.failures), "failures"))
+    body.append(
+        "<p>None.</p>"
+        if report.failures.empty
+        else _html_table(_failures_for_display(report.failures), "failures")
+    )
     body.append("<h2>Figures</h2>")
     for fig in report.figures:
         body.append(f'<h3 id="fig-{fig.name}">{e(fig.title)}</h3>')
@@ -225,13 +237,17 @@ def render_html(report: Report) -> str:
             f"<figcaption>{e(fig.caption)}</figcaption></figure>"
         )
     body.append("<h2>Environment</h2>")
-    body.append(_html_table(pd.DataFrame(_env_rows(report.environment), columns=["item", "value"]), "environment"))
+    body.append(
+        _html_table(pd.DataFrame(_env_rows(report.environment), columns=["item", "value"]), "environment")
+    )
     body.append("<h3>Plugins</h3>")
     plugins = report.environment["plugins"]
     if plugins:
         body.append(_html_table(pd.DataFrame(plugins), "plugins"))
     else:
-        body.append(f'<p class="note">{e(report.environment["plugin_note"] or "No components registered.")}</p>')
+        body.append(
+            f'<p class="note">{e(report.environment["plugin_note"] or "No components registered.")}</p>'
+        )
     return (
         "<!DOCTYPE html>\n<html lang='en'>\n<head>\n<meta charset='utf-8'>\n"
         f"<title>{e(report.title)}</title>\n<style>{CSS}</style>\n</head>\n<body>\n"
@@ -255,7 +271,10 @@ def write_report(report: Report, out_dir: str | Path) -> ReportFiles:
     tables = write_tables(
         {"summary": report.summary.table, "failures": report.failures},
         out / "tables",
-        display={"summary": display_table(report.summary), "failures": _failures_for_display(report.failures)},
+        display={
+            "summary": display_table(report.summary),
+            "failures": _failures_for_display(report.failures),
+        },
     )
     index = out / "index.html"
     index.write_text(render_html(report), encoding="utf-8")

@@ -72,7 +72,9 @@ def _sorted_groups(runs: pd.DataFrame, keys: list[str]) -> list[tuple[tuple, pd.
 
     def order(item: tuple[tuple, pd.DataFrame]) -> tuple:
         return tuple(
-            (0, v) if isinstance(v, numbers.Real) and not isinstance(v, bool) and not pd.isna(v) else (1, str(v))
+            (0, v)
+            if isinstance(v, numbers.Real) and not isinstance(v, bool) and not pd.isna(v)
+            else (1, str(v))
             for v in item[0]
         )
 

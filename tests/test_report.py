@@ -1,0 +1,297 @@
+"""Report room: tables against closed forms, reproducible figures, bad input, and the two commands."""
+
+from __future__ import annotations
+
+import base64
+import math
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+from report_fixtures import (
+    ACC_TASK,
+    ADAM_FINAL,
+    EVAL_STEPS,
+    LOSS_TASK,
+    adam_curve,
+    build_results,
+    learned_final,
+)
+
+from lbpbench.report.commands import compare_command, report_command
+from lbpbench.report.compare import compare_frames, format_comparison, min_p_value
+from lbpbench.report.figures import all_figures, choose_heatmap_axes
+from lbpbench.report.load import ReportError, group_keys, load_results, varying_axes
+from lbpbench.report.render import build_report, render_html, render_markdown
+from lbpbench.report.stats import bootstrap_ci, iqm
+from lbpbench.report.tables import display_table, summarise, write_tables
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(scope="module")
+def results_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("results") / "synthetic"
+    build_results(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def loaded(results_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+    return load_results(results_dir)
+
+
+@pytest.fixture(scope="module")
+def summary(loaded):
+    runs, curves = loaded
+    return summarise(runs, curves)
+
+
+@pytest.fixture(scope="module")
+def figures(loaded):
+    runs, curves = loaded
+    return all_figures(runs, curves)
+
+
+def row(summary, task: str, method: str, message_size: int | None = None) -> pd.Series:
+    t = summary.table
+    sel = (t["task"] == task) & (t["method"] == method)
+    if message_size is not None:
+        sel &= t["message_size"] == message_size
+    rows = t[sel]
+    assert len(rows) == 1, rows
+    return rows.iloc[0]
+
+
+def adam_mean_curve(task: str) -> np.ndarray:
+    return np.array(
+        [np.mean([adam_curve(task, s, seed) for seed in (0, 1, 2)]) for s in range(EVAL_STEPS + 1)]
+    )
+
+
+# --- loading -------------------------------------------------------------------------------------
+
+
+def test_missing_folder_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(ReportError, match="does not exist"):
+        load_results(tmp_path / "nope")
+
+
+def test_empty_folder_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(ReportError, match="empty"):
+        load_results(tmp_path)
+
+
+def test_missing_curves_file_is_named(tmp_path: Path, results_dir: Path) -> None:
+    (tmp_path / "runs.parquet").write_bytes((results_dir / "runs.parquet").read_bytes())
+    with pytest.raises(ReportError, match="curves.parquet"):
+        load_results(tmp_path)
+
+
+def test_runs_table_without_rows_is_an_error(tmp_path: Path, loaded) -> None:
+    runs, curves = loaded
+    runs.iloc[:0].to_parquet(tmp_path / "runs.parquet")
+    curves.iloc[:0].to_parquet(tmp_path / "curves.parquet")
+    with pytest.raises(ReportError, match="no runs"):
+        load_results(tmp_path)
+
+
+def test_default_group_by_is_the_varying_axes(loaded) -> None:
+    runs, _ = loaded
+    assert set(varying_axes(runs)) == {"task", "aggregator", "message_size", "baseline"}
+    assert group_keys(runs) == ["task", "method", "message_size"]
+    assert group_keys(runs, ["aggregator"]) == ["task", "method"]
+    with pytest.raises(ReportError, match="unknown group-by axis"):
+        group_keys(runs, ["colour"])
+
+
+# --- statistics and tables ----------------------------------------------------------------------
+
+
+def test_iqm_and_bootstrap_closed_forms() -> None:
+    assert iqm([1.0, 2.0, 3.0, 100.0]) == pytest.approx(2.5)  # middle two of four
+    assert iqm([4.0, 1.0, 7.0]) == pytest.approx(4.0)  # trimming 25 % of 3 drops nothing
+    low, high = bootstrap_ci([1.0, 2.0, 3.0, 4.0])
+    assert 1.0 <= low < 2.5 < high <= 4.0
+    assert bootstrap_ci([1.0, 2.0, 3.0, 4.0]) == (low, high)  # fixed seed
+    assert all(math.isnan(v) for v in bootstrap_ci([1.0]))
+
+
+def test_summary_matches_closed_forms(summary) -> None:
+    r = row(summary, LOSS_TASK, "stateful/mean", 4)
+    finals = [learned_final(LOSS_TASK, "mean", 4, s) for s in (0, 1, 2)]
+    assert r["n_seeds"] == 3 and r["n_runs"] == 3
+    assert r["mean"] == pytest.approx(np.mean(finals))
+    assert r["iqm"] == pytest.approx(np.mean(finals))
+    assert min(finals) <= r["ci_low"] <= r["mean"] <= r["ci_high"] <= max(finals)
+    assert r["wall_time_s_mean"] == pytest.approx(11.0)
+    adam_mean = ADAM_FINAL[LOSS_TASK] + 0.01
+    assert r["loss_ratio_vs_adam"] == pytest.approx(np.mean(finals) / adam_mean)
+    assert math.isnan(r["accuracy_ratio_vs_adam"])
+    # Adam's best mean eval loss (step 10) is 2.01 - 1.38 = 0.63 > 0.51: never matched.
+    assert math.isnan(r["adam_steps_to_match"]) and r["adam_eval_steps"] == EVAL_STEPS
+
+
+def test_steps_adam_needs_to_match(summary) -> None:
+    loss_curve = adam_mean_curve(LOSS_TASK)
+    r = row(summary, LOSS_TASK, "stateful/rnn", 4)  # mean 0.71
+    expected = int(np.argmax(loss_curve <= r["mean"]))
+    assert expected == math.ceil((2.01 - 0.71) / 0.138) == 10
+    assert r["adam_steps_to_match"] == expected
+    acc = row(summary, ACC_TASK, "stateful/mean", 4)  # mean accuracy 0.61
+    assert acc["mean"] == pytest.approx(0.61)
+    assert acc["adam_steps_to_match"] == math.ceil((0.61 - 0.11) / 0.08) == 7
+    assert acc["accuracy_ratio_vs_adam"] == pytest.approx(0.61 / 0.81)
+    shown = display_table(summary)
+    loss_mean4 = shown[
+        (shown["task"] == LOSS_TASK) & (shown["method"] == "stateful/mean") & (shown["message_size"] == "4")
+    ]
+    assert loss_mean4["adam_steps_to_match"].item() == f">{EVAL_STEPS}"
+
+
+def test_diverged_failed_and_single_seed_rows(summary) -> None:
+    div = row(summary, LOSS_TASK, "stateful/rnn", 8)  # seed 2 diverged with final 1e6
+    assert div["n_seeds"] == 2 and div["n_diverged"] == 1
+    assert div["diverged_frac"] == pytest.approx(1 / 3)
+    assert div["mean"] == pytest.approx(np.mean([learned_final(LOSS_TASK, "rnn", 8, s) for s in (0, 1)]))
+    failed = row(summary, ACC_TASK, "stateful/sum", 4)  # seed 1 failed
+    assert failed["n_failed"] == 1 and failed["n_seeds"] == 2 and failed["diverged_frac"] == 0.0
+    single = row(summary, ACC_TASK, "stateful/rnn", 8)  # seeds 0 and 1 failed
+    assert single["n_seeds"] == 1 and math.isnan(single["ci_low"]) and math.isnan(single["ci_high"])
+    assert single["mean"] == pytest.approx(learned_final(ACC_TASK, "rnn", 8, 2))
+    shown = display_table(summary)
+    assert "n/a (1 seed)" in set(shown["95% CI"])
+    assert any("one successful seed" in n for n in summary.notes)
+    assert any("Diverged runs are excluded" in n for n in summary.notes)
+    adam = row(summary, LOSS_TASK, "adam")
+    assert math.isnan(adam["loss_ratio_vs_adam"])
+
+
+def test_tables_written_in_three_formats(tmp_path: Path, summary) -> None:
+    paths = write_tables({"summary": summary.table}, tmp_path, display={"summary": display_table(summary)})
+    assert sorted(p.name for p in paths) == ["summary.csv", "summary.md", "summary.parquet"]
+    back = pd.read_parquet(tmp_path / "summary.parquet")
+    assert back["mean"].tolist() == pytest.approx(summary.table["mean"].tolist(), nan_ok=True)
+    assert len(pd.read_csv(tmp_path / "summary.csv")) == len(summary.table)
+    md = (tmp_path / "summary.md").read_text()
+    assert md.count("\n") == len(summary.table) + 2 and "n/a (1 seed)" in md
+
+
+# --- figures -------------------------------------------------------------------------------------
+
+
+def test_figures_are_pngs_and_byte_identical(loaded, figures) -> None:
+    runs, curves = loaded
+    again = all_figures(runs, curves)
+    assert [f.name for f in figures] == [
+        "meta_train",
+        "eval_curves",
+        "final_metric",
+        "heatmap_final",
+        "heatmap_diverged",
+    ]
+    for first, second in zip(figures, again, strict=True):
+        assert first.png is not None and first.png.startswith(PNG_MAGIC), first.note
+        assert first.png == second.png, f"{first.name} differs between two renders"
+        assert b"Software" not in first.png
+
+
+def test_heatmap_axes_default_fallback_and_skip(loaded) -> None:
+    runs, _ = loaded
+    axes, note = choose_heatmap_axes(runs)  # sharing does not vary here
+    assert axes == ("aggregator", "message_size") and "do not both vary" in note
+    varied = runs.copy()
+    varied["sharing"] = np.where(varied["seed"] % 2 == 0, "layer", "all")
+    assert choose_heatmap_axes(varied) == (("message_size", "sharing"), None)
+    single = runs[(runs["aggregator"] == "mean")]
+    axes, note = choose_heatmap_axes(single)
+    assert axes is None and "fewer than two" in note
+
+
+# --- bad input: everything failed ----------------------------------------------------------------
+
+
+def test_all_failed_sweep_still_renders(tmp_path: Path) -> None:
+    build_results(tmp_path / "broken", all_failed=True, tasks=(LOSS_TASK,))
+    report = build_report(tmp_path / "broken")
+    assert report.alerts and "No run succeeded" in report.alerts[0]
+    assert all(f.png is None and f.note for f in report.figures)
+    assert (report.summary.table["n_seeds"] == 0).all()
+    page = render_html(report)
+    assert "No run succeeded" in page and "synthetic failure in r001" in page
+    assert "Not drawn" in render_markdown(report)
+
+
+# --- commands ------------------------------------------------------------------------------------
+
+
+def test_report_command_end_to_end(tmp_path: Path, results_dir: Path) -> None:
+    out = tmp_path / "report"
+    result = CliRunner().invoke(report_command, [str(results_dir), "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    page = (out / "index.html").read_text()
+    images = re.findall(r'<img alt="([^"]+)" src="data:image/png;base64,([^"]*)"', page)
+    assert [alt for alt, _ in images] == [
+        "Meta-training curves",
+        "Inner-loop evaluation curves",
+        "Final metric per configuration",
+        "Heatmap: mean final metric",
+        "Heatmap: diverged fraction",
+    ]
+    for _, data in images:
+        png = base64.b64decode(data)
+        assert len(png) > 1000 and png.startswith(PNG_MAGIC)
+    for table_id in ("summary", "failures", "environment"):
+        match = re.search(rf'<table[^>]*id="{table_id}".*?</table>', page, re.S)
+        assert match and match.group(0).count("<tr>") > 1, table_id
+    assert "abc1234" in page and "seaborn" in page  # git commit from runs.parquet, package versions
+    md = (out / "report.md").read_text()
+    for name in ("meta_train", "eval_curves", "final_metric", "heatmap_final", "heatmap_diverged"):
+        assert f"figures/{name}.png" in md and (out / "figures" / f"{name}.png").stat().st_size > 1000
+    for name in ("summary", "failures"):
+        for ext in ("parquet", "csv", "md"):
+            assert (out / "tables" / f"{name}.{ext}").stat().st_size > 0
+
+
+def test_report_command_on_missing_folder(tmp_path: Path) -> None:
+    result = CliRunner().invoke(report_command, [str(tmp_path / "missing")])
+    assert result.exit_code == 1 and "does not exist" in result.output and "Traceback" not in result.output
+
+
+def test_compare_marks_only_significant_large_differences(tmp_path: Path) -> None:
+    seeds = (0, 1, 2, 3, 4)
+    runs_a, _ = build_results(tmp_path / "a", seeds=seeds)
+    runs_b, _ = build_results(tmp_path / "b", seeds=seeds, shift=0.2, tasks=(LOSS_TASK,))
+    cmp = compare_frames(runs_a, runs_b, factor=1.1)
+    t = cmp.table
+    mean4 = t[(t["task"] == LOSS_TASK) & (t["method"] == "stateful/mean") & (t["message_size"] == "4")].iloc[
+        0
+    ]
+    assert mean4["ratio_b_over_a"] == pytest.approx((0.52 + 0.2) / 0.52)
+    assert mean4["p_value"] < 0.05 and mean4["verdict"] == "worse"  # higher loss in B
+    adam = t[(t["task"] == LOSS_TASK) & (t["method"] == "adam")].iloc[0]
+    assert adam["ratio_b_over_a"] == pytest.approx(1.0) and adam["verdict"] == ""
+    assert set(t.loc[t["task"] == ACC_TASK, "only_in"]) == {"A"}
+    # A large factor leaves the same shift unmarked.
+    assert (compare_frames(runs_a, runs_b, factor=2.0).table["verdict"] == "").all()
+    text = format_comparison(cmp)
+    assert "** worse **" in text and "only in A" in text
+
+    result = CliRunner().invoke(
+        compare_command, [str(tmp_path / "a"), str(tmp_path / "b"), "--factor", "1.1"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "** worse **" in result.output and "only in A" in result.output
+
+
+def test_compare_with_three_seeds_explains_why_nothing_is_marked(loaded) -> None:
+    runs, _ = loaded
+    shifted = runs.copy()
+    shifted["final"] = shifted["final"] * 2
+    cmp = compare_frames(runs, shifted)
+    assert (cmp.table["verdict"] == "").all()
+    assert min_p_value(3, 3) == pytest.approx(0.1) and min_p_value(4, 4) < 0.05
+    assert "too few seeds" in format_comparison(cmp)
