@@ -141,10 +141,14 @@ def parse_spec(text: str, *, source: str | None = None, overrides: Iterable[str]
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         m = re.search(r"at line (\d+)", str(exc))
-        raise SpecError(f"invalid TOML: {exc}", line=int(m.group(1)) if m else None, source=source) from exc
+        line = int(m.group(1)) if m else (len(text.splitlines()) or None)
+        raise SpecError(f"invalid TOML: {exc}", line=line, source=source) from exc
     lines = _Lines(text)
+    from_set: dict[str, str] = {}  # axis -> the --set item that replaced it
 
     def err(msg: str, key: str | None, section: str | None = None, occurrence: int = 0) -> SpecError:
+        if key in from_set and section == "axes":
+            return SpecError(msg, key=key, source=f"--set {from_set[key]}")
         return SpecError(msg, key=key, line=lines.find(key, section, occurrence) if key else None,
                          source=source)
 
@@ -219,6 +223,7 @@ def parse_spec(text: str, *, source: str | None = None, overrides: Iterable[str]
             _check_value("baseline" if key == BASELINES_AXIS else key, v, serr)
         fixed.pop(key, None)
         axes[key] = values
+        from_set[key] = item
 
     baselines = axes.pop(BASELINES_AXIS, [])
     spec = SweepSpec(name=name, fixed=fixed, axes=axes, baselines=list(baselines), exclude=rules["exclude"],
