@@ -36,8 +36,18 @@ class Comparison:
     factor: float = DEFAULT_FACTOR
 
 
+def _text(value: object) -> str:
+    """A setting as text; None, NaN and pd.NA all read "None" (stores differ in how they write "unset")."""
+    try:
+        if pd.isna(value):  # type: ignore[arg-type]
+            return "None"
+    except (TypeError, ValueError):  # list-like values
+        pass
+    return str(value)
+
+
 def _values(runs: pd.DataFrame, column: str) -> set[str]:
-    return {str(v) for v in runs[column].tolist()}
+    return {_text(v) for v in runs[column].tolist()}
 
 
 def comparison_keys(
@@ -81,7 +91,7 @@ def compare_frames(runs_a: pd.DataFrame, runs_b: pd.DataFrame, factor: float = D
     ok_a, ok_b = _finals(runs_a), _finals(runs_b)
     for frame in (runs_a, runs_b, ok_a, ok_b):
         frame["_key"] = (
-            [tuple(str(row[k]) for k in keys) for _, row in frame.iterrows()] if len(frame) else []
+            [tuple(_text(row[k]) for k in keys) for _, row in frame.iterrows()] if len(frame) else []
         )
     labels: dict[tuple, dict] = {}
     for frame in (runs_a, runs_b):
