@@ -14,7 +14,6 @@ results are still written per run, with the same run ids, so stores stay interch
 
 from __future__ import annotations
 
-import contextlib
 import importlib
 import importlib.metadata
 import inspect
@@ -228,6 +227,7 @@ def execute_run(task: RunTask, runner: Runner) -> RunOutcome:
     started, t0 = _now(), time.perf_counter()
     result, error = None, None
     try:
+        _apply_worker_threads()
         if task.progress and _accepts_progress(runner):
             result = runner(config, run_dir, progress=True)  # type: ignore[call-arg]
         else:
@@ -244,6 +244,7 @@ def execute_job(job: Sequence[RunTask], runner: Runner) -> list[RunOutcome]:
     starts = [_start(t) for t in job]
     started, t0 = _now(), time.perf_counter()
     try:
+        _apply_worker_threads()
         results = list(runner.run_seed_batch([c for c, _ in starts], [d for _, d in starts]))  # type: ignore[attr-defined]
         if len(results) != len(job):
             raise ValueError(f"run_seed_batch returned {len(results)} results for {len(job)} configs")
@@ -300,13 +301,27 @@ class LocalExecutor(Executor):
         return True
 
 
-def _init_worker(threads: int) -> None:
-    """Divide the machine's cores between the workers instead of oversubscribing them N times."""
-    os.environ["OMP_NUM_THREADS"] = str(threads)
-    with contextlib.suppress(ImportError):
-        import torch
+_worker_threads: int | None = None
 
-        torch.set_num_threads(threads)
+
+def _init_worker(threads: int) -> None:
+    """Divide the machine's cores between the workers instead of oversubscribing them N times.
+
+    The environment variables make a torch imported later start with `threads` intra-op threads;
+    `_apply_worker_threads` also calls torch.set_num_threads once torch is loaded. Importing torch
+    here just to set it would cost every worker seconds even when the runner never needs torch.
+    """
+    global _worker_threads
+    _worker_threads = threads
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[var] = str(threads)
+    _apply_worker_threads()
+
+
+def _apply_worker_threads() -> None:
+    torch = sys.modules.get("torch")
+    if _worker_threads is not None and torch is not None and torch.get_num_threads() != _worker_threads:
+        torch.set_num_threads(_worker_threads)
 
 
 class ProcessPoolExecutorBackend(Executor):
