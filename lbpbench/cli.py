@@ -22,6 +22,8 @@ COMMANDS: dict[str, str] = {
     "plugins": "lbpbench.cli:plugins_command",
     "sweep": "lbpbench.sweep.commands:sweep_group",
     "reference": "lbpbench.reference.commands:reference_group",
+    "train": "lbpbench.harness.commands:train_command",
+    "eval": "lbpbench.harness.commands:eval_command",
     "report": "lbpbench.report.commands:report_command",
     "compare": "lbpbench.report.commands:compare_command",
 }

@@ -59,7 +59,9 @@ class RunConfig:
     def from_dict(cls, data: dict[str, Any]) -> RunConfig:
         unknown = sorted(set(data) - set(field_types()))
         if unknown:
-            raise ValueError(f"unknown run setting(s): {', '.join(unknown)}; known: {', '.join(field_types())}")
+            raise ValueError(
+                f"unknown run setting(s): {', '.join(unknown)}; known: {', '.join(field_types())}"
+            )
         return cls(**data)
 
     @property

@@ -117,3 +117,29 @@ def load_checkpoint_file(net: MessagePassingNetwork, path: str | Path) -> None:
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint file not found: {path}")
     load_vector(net, np.load(path, allow_pickle=False))
+
+
+def network_for_checkpoint(
+    spec: object, vector: np.ndarray, learner: str, message_size: int, hidden_size: int, **options: object
+) -> MessagePassingNetwork:
+    """Build the network whose learner layout fits `vector`, trying each sharing mode in turn."""
+    from lbpbench.protocol.builder import build_network
+    from lbpbench.protocol.network import SHARINGS
+
+    errors = []
+    for sharing in SHARINGS:
+        net = build_network(
+            spec,
+            learner=learner,
+            message_size=message_size,
+            hidden_size=hidden_size,
+            sharing=sharing,
+            **options,
+        )
+        try:
+            load_vector(net, vector)
+        except ValueError as e:
+            errors.append(f"{sharing}: {e}")
+            continue
+        return net
+    raise ValueError("checkpoint fits no sharing mode: " + "; ".join(errors))

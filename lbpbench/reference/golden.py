@@ -15,9 +15,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from lbpbench.protocol.builder import build_network
-from lbpbench.protocol.checkpoint import load_vector
-from lbpbench.protocol.network import SHARINGS, MessagePassingNetwork
+from lbpbench.protocol.checkpoint import network_for_checkpoint
+from lbpbench.protocol.network import MessagePassingNetwork
 from lbpbench.protocol.spec import NetworkSpec
 
 # LAYOUT.md §8 suggested tolerances.
@@ -118,24 +117,19 @@ def infer_setup(data: dict[str, np.ndarray], golden: Path, checkpoint: Path | No
 def load_reference_network(setup: GoldenSetup) -> tuple[MessagePassingNetwork, str]:
     """Build the network and load the checkpoint, choosing the sharing whose layout length fits."""
     vector = np.load(setup.checkpoint, allow_pickle=False)
-    errors = []
-    for sharing in SHARINGS:
-        net = build_network(
+    try:
+        net = network_for_checkpoint(
             setup.spec,
-            learner=setup.learner,
+            vector,
+            setup.learner,
+            setup.message_size,
+            setup.hidden_size,
             aggregator="mean",
-            message_size=setup.message_size,
-            hidden_size=setup.hidden_size,
-            sharing=sharing,
             untrained_message_mlp=setup.learner == "stateless",
         )
-        try:
-            load_vector(net, vector)
-        except ValueError as e:
-            errors.append(f"{sharing}: {e}")
-            continue
-        return net.eval(), sharing
-    raise ValueError(f"checkpoint {setup.checkpoint} fits no sharing mode: " + "; ".join(errors))
+    except ValueError as e:
+        raise ValueError(f"{setup.checkpoint}: {e}") from e
+    return net.eval(), net.sharing
 
 
 def _max_abs(a: Tensor, b: np.ndarray) -> float:
