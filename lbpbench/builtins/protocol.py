@@ -28,7 +28,9 @@ def lbpbench_register_node_types(register: Register) -> None:
     register("step", StepNode, "Step activation max(0, sign z): zero gradient, learnable protocol")
     register("softmax", SoftmaxNode, "Softmax output; learner sees logit, logit-max, exp, sum of exps")
     register("l2", L2LossNode, "L2 loss ½(t-x)²; seeds the backward with the element loss")
-    register("cross_entropy", CrossEntropyLossNode, "Cross-entropy on clipped probabilities; seeds the backward")
+    register(
+        "cross_entropy", CrossEntropyLossNode, "Cross-entropy on clipped probabilities; seeds the backward"
+    )
 
 
 @hookimpl
