@@ -149,7 +149,9 @@ def _run_locked(spec: SweepSpec, planned: list[tuple[str, dict[str, Any], dict[s
         if state.finished or (state.state == "failed" and not retry_failed):
             skipped += 1
             continue
-        to_run.append(RunTask(rid, config, str(results.run_dir(rid)), identity, context, per_run_bars))
+        # absolute: Ray workers (and some pool setups) do not share the parent's working directory
+        to_run.append(RunTask(rid, config, str(results.run_dir(rid).absolute()), identity, context,
+                              per_run_bars))
 
     counts: Counter[str] = Counter()
     stopped_early = False

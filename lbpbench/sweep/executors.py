@@ -379,11 +379,12 @@ class RayExecutor(Executor):
     def __init__(self, address: str | None = None) -> None:
         self.address = address
 
-    def _init(self) -> None:
+    def _init(self) -> bool:
+        """Connect or start Ray; True when this executor started it (and so shuts it down)."""
         import ray
 
         if ray.is_initialized():
-            return
+            return False
         env = {k: v for k, v in os.environ.items() if k.startswith("LBPBENCH_")}
         if self.address is None:
             # a local instance: workers must import what the driver imports (tests, plugin files)
@@ -393,12 +394,23 @@ class RayExecutor(Executor):
         else:
             ray.init(address=self.address, runtime_env={"env_vars": env} if env else None,
                      log_to_driver=False)
+        return True
 
     def run(self, jobs: Sequence[Sequence[RunTask]], runner: Runner, on_done: OnDone, *,
             fail_fast: bool = False) -> bool:
         import ray
 
-        self._init()
+        started = self._init()
+        try:
+            return self._run(jobs, runner, on_done, fail_fast)
+        finally:
+            if started:
+                ray.shutdown()
+
+    def _run(self, jobs: Sequence[Sequence[RunTask]], runner: Runner, on_done: OnDone,
+             fail_fast: bool) -> bool:
+        import ray
+
         remote = ray.remote(num_cpus=1, max_retries=0)(_ray_job)
         runner_ref = ray.put(runner)
         pending = {remote.remote(list(job), runner_ref): job for job in jobs}
