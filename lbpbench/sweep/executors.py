@@ -63,7 +63,10 @@ class Runner(Protocol):
 
 def harness_runner(config: RunConfig, out_dir: Path, *, progress: bool = False) -> RunResultLike:
     """The default runner: `lbpbench.harness.run_config`, imported on first use."""
-    from lbpbench.harness import run_config  # lazy: keeps `sweep status/ls` and workers light
+    try:  # lazy: keeps `sweep status/ls` and workers light
+        from lbpbench.harness import run_config
+    except ImportError:  # the harness package does not re-export it (yet)
+        from lbpbench.harness.run import run_config
 
     return run_config(config, out_dir, progress=progress)
 
@@ -142,7 +145,7 @@ def _device(config: RunConfig, result: Any) -> str:
 
 
 def _primary_metric(result: Any, final: dict[str, float]) -> tuple[str | None, bool]:
-    metric = getattr(result, "metric", None)
+    metric = getattr(result, "metric", None) or None  # the harness uses "" for "unknown"
     if metric is None:
         metric = next((m for m in ("eval_accuracy", "eval_loss") if m in final), None)
         if metric is None and final:
