@@ -14,23 +14,24 @@ from lbpbench.protocol.slots import CoreOutput, SlotInfo
 
 
 class BackpropCore(nn.Module):
-    """Asks the node for its exact local derivative; the learning rate is a trainable scalar."""
+    """Asks the node for its exact local derivative; the learning rate is trainable, in log space
+    so that meta-training moves it by ratios (Adam's steps are additive)."""
 
     carry_size = 0
 
     def __init__(self, slot: SlotInfo, lr: float) -> None:
         super().__init__()
         self.slot = slot
-        self.lr = nn.Parameter(torch.tensor(float(lr))) if slot.is_param else None
+        self.log_lr = nn.Parameter(torch.tensor(float(lr)).log()) if slot.is_param else None
 
     def forward(self, pieces: list[Tensor], carry: Tensor | None, need_message: bool) -> CoreOutput:
         node, slot = self.slot.node, self.slot.slot
-        update = -self.lr * node.exact_gradient(slot, pieces) if self.lr is not None else None
+        update = -self.log_lr.exp() * node.exact_gradient(slot, pieces) if self.log_lr is not None else None
         message = node.exact_message(slot, pieces) if need_message else None
         return CoreOutput(update, message, None)
 
     def reference_tensors(self) -> tuple[list[tuple[str, Tensor]], list[tuple[str, Tensor]]]:
-        return ([("lr", self.lr)] if self.lr is not None else []), []
+        return ([("log_lr", self.log_lr)] if self.log_lr is not None else []), []
 
 
 class BackpropLearner:
