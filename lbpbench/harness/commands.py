@@ -42,6 +42,9 @@ def _print_evaluation(evaluation: Evaluation) -> None:
 )
 @click.option("--eval-tasks", type=int, default=100, show_default=True)
 @click.option(
+    "--eval-every", type=int, default=0, show_default=True, help="Meta-steps between evaluations (0: end)."
+)
+@click.option(
     "--eval-steps", type=int, default=None, help="Inner steps at evaluation (beyond the horizon allowed)."
 )
 @click.option("--device", type=click.Choice(["cpu", "cuda", "auto"]), default="cpu", show_default=True)

@@ -41,6 +41,7 @@ class RunConfig:
     eval_tasks: int = 100
     eval_every: int = 0  # meta-steps between evaluations during training; 0: only at the end
     eval_steps: int | None = None  # None: the task's inner steps
+    transfer_tasks: list[str] = field(default_factory=list)  # also evaluate the trained learner on these
     baseline_lrs: list[float] = field(default_factory=lambda: [0.001, 0.003, 0.01, 0.03, 0.1, 0.3])
     maml_inner_lr: float = 0.05
     divergence_threshold: float = 1e3

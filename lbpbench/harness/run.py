@@ -113,14 +113,47 @@ def run_learned(config: RunConfig, out_dir: Path | None, progress: bool, registr
             },
             out_dir / "learner.pt",
         )
-    curves = pd.concat(
-        [_meta_curves(trainer.history), pd.DataFrame(meta_evals, columns=CURVE_COLUMNS), evaluation.curves()]
-    )
+    frames = [
+        _meta_curves(trainer.history),
+        pd.DataFrame(meta_evals, columns=CURVE_COLUMNS),
+        evaluation.curves(),
+    ]
     final = _final(evaluation, trainer.family.inner_steps)
-    status = "diverged" if trainer.diverged or not all(math.isfinite(v) for v in final.values()) else "ok"
+    status_final = dict(final)
+    for task in config.transfer_tasks:
+        transferred = _transfer(trainer, task, registry, config)
+        frames.append(transferred.curves(phase=f"transfer:{task}"))
+        family = registry.create("task", task, data_dir=config.data_dir)
+        final.update({f"{k}@{task}": v for k, v in _final(transferred, family.inner_steps).items()})
+    curves = pd.concat(frames)
+    final_ok = all(math.isfinite(v) for v in status_final.values())
+    status = "diverged" if trainer.diverged or not final_ok else "ok"
     return RunResult(
         status, curves.reset_index(drop=True), final, metric=trainer.family.metric, device=str(trainer.device)
     )
+
+
+def _transfer(trainer: MetaTraining, task: str, registry: Any, config: RunConfig) -> Evaluation:
+    """The trained learner, unchanged, on another task's network (MPLP.md §6 transfer rows).
+
+    Node types may differ (e.g. step instead of sigmoid): learners keyed by node kind are renamed.
+    """
+    family = registry.create("task", task, data_dir=config.data_dir)
+    net = build_network(
+        family.network,
+        learner=config.learner,
+        aggregator=config.aggregator,
+        message_size=config.message_size,
+        hidden_size=config.hidden_size,
+        sharing=config.sharing,
+        mlp_widths=config.mlp_widths,
+        untrained_message_mlp=config.untrained_message_mlp,
+        registry=registry,
+    ).to(trainer.device)
+    old, new = trainer.family.network.activation, family.network.activation
+    state = {k.replace(f"{old}_learner", f"{new}_learner"): v for k, v in trainer.net.state_dict().items()}
+    net.load_state_dict(state)
+    return evaluate(net, family, LearnedStepper(net), n_tasks=config.eval_tasks, device=trainer.device)
 
 
 def _optimizee(family: Any, registry: Any) -> Any:
