@@ -19,6 +19,8 @@ from lbpbench.harness import defaults
 from lbpbench.harness.config import RunConfig
 from lbpbench.harness.unroll import unroll
 from lbpbench.protocol.builder import build_network
+from lbpbench.protocol.network import MessagePassingNetwork
+from lbpbench.protocol.spec import NetworkSpec
 from lbpbench.tasks.base import TaskFamily
 
 
@@ -30,34 +32,44 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def make_family(config: RunConfig, registry: Any) -> TaskFamily:
-    return registry.create("task", config.task, data_dir=config.data_dir)
+def resolve_registry(registry: Any = None) -> Any:
+    if registry is None:
+        from lbpbench.registry import get_registry
+
+        registry = get_registry()
+    return registry
+
+
+def make_family(config: RunConfig, registry: Any, task: str | None = None) -> TaskFamily:
+    return registry.create("task", task or config.task, data_dir=config.data_dir)
+
+
+def learner_network(config: RunConfig, spec: NetworkSpec, registry: Any) -> MessagePassingNetwork:
+    """The network a RunConfig's learner settings describe, for any task's optimizee spec."""
+    return build_network(
+        spec,
+        learner=config.learner,
+        aggregator=config.aggregator,
+        message_size=config.message_size,
+        hidden_size=config.hidden_size,
+        sharing=config.sharing,
+        mlp_widths=config.mlp_widths,
+        untrained_message_mlp=config.untrained_message_mlp,
+        registry=registry,
+    )
 
 
 class MetaTraining:
     """All state of one meta-training run; `state_dict` / `load_state_dict` make resume exact."""
 
     def __init__(self, config: RunConfig, registry: Any = None) -> None:
-        if registry is None:
-            from lbpbench.registry import get_registry
-
-            registry = get_registry()
+        registry = resolve_registry(registry)
         self.config = config
         self.device = resolve_device(config.device)
         self.family = make_family(config, registry)
         metric = self.family.metric
         torch.manual_seed(config.seed)  # learner initialisation
-        self.net = build_network(
-            self.family.network,
-            learner=config.learner,
-            aggregator=config.aggregator,
-            message_size=config.message_size,
-            hidden_size=config.hidden_size,
-            sharing=config.sharing,
-            mlp_widths=config.mlp_widths,
-            untrained_message_mlp=config.untrained_message_mlp,
-            registry=registry,
-        )
+        self.net = learner_network(config, self.family.network, registry)
         self.generator = torch.Generator().manual_seed(config.seed)
         passes, blend = defaults.calibration(metric)
         calibration = self.family.sample(passes, self.generator, split="train")

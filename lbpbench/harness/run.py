@@ -22,7 +22,13 @@ from lbpbench.harness import defaults
 from lbpbench.harness.baselines import GradientStepper
 from lbpbench.harness.config import RunConfig
 from lbpbench.harness.evaluate import EVAL_SEED, Evaluation, LearnedStepper, evaluate
-from lbpbench.harness.meta_train import MetaTraining, make_family, resolve_device
+from lbpbench.harness.meta_train import (
+    MetaTraining,
+    learner_network,
+    make_family,
+    resolve_device,
+    resolve_registry,
+)
 from lbpbench.protocol.builder import build_network
 
 CHECKPOINT_SECONDS = 30.0
@@ -38,14 +44,6 @@ class RunResult:
     error: str | None = None
     metric: str = ""
     device: str = "cpu"
-
-
-def _registry(registry: Any) -> Any:
-    if registry is None:
-        from lbpbench.registry import get_registry
-
-        return get_registry()
-    return registry
 
 
 def _final(evaluation: Evaluation, horizon: int) -> dict[str, float]:
@@ -123,7 +121,7 @@ def run_learned(config: RunConfig, out_dir: Path | None, progress: bool, registr
     for task in config.transfer_tasks:
         transferred = _transfer(trainer, task, registry, config)
         frames.append(transferred.curves(phase=f"transfer:{task}"))
-        family = registry.create("task", task, data_dir=config.data_dir)
+        family = make_family(config, registry, task)
         final.update({f"{k}@{task}": v for k, v in _final(transferred, family.inner_steps).items()})
     curves = pd.concat(frames)
     final_ok = all(math.isfinite(v) for v in status_final.values())
@@ -138,18 +136,8 @@ def _transfer(trainer: MetaTraining, task: str, registry: Any, config: RunConfig
 
     Node types may differ (e.g. step instead of sigmoid): learners keyed by node kind are renamed.
     """
-    family = registry.create("task", task, data_dir=config.data_dir)
-    net = build_network(
-        family.network,
-        learner=config.learner,
-        aggregator=config.aggregator,
-        message_size=config.message_size,
-        hidden_size=config.hidden_size,
-        sharing=config.sharing,
-        mlp_widths=config.mlp_widths,
-        untrained_message_mlp=config.untrained_message_mlp,
-        registry=registry,
-    ).to(trainer.device)
+    family = make_family(config, registry, task)
+    net = learner_network(config, family.network, registry).to(trainer.device)
     old, new = trainer.family.network.activation, family.network.activation
     state = {k.replace(f"{old}_learner", f"{new}_learner"): v for k, v in trainer.net.state_dict().items()}
     net.load_state_dict(state)
@@ -248,7 +236,7 @@ def run_config(
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
     try:
-        registry = _registry(registry)
+        registry = resolve_registry(registry)
         runner = run_baseline if config.baseline else run_learned
         result = runner(config, out, progress, registry)
     except Exception:  # noqa: BLE001 - a sweep records failures instead of stopping

@@ -10,17 +10,8 @@ import torch
 
 from lbpbench.harness.config import RunConfig
 from lbpbench.harness.evaluate import Evaluation, LearnedStepper, evaluate
-from lbpbench.harness.meta_train import make_family
-from lbpbench.protocol.builder import build_network
+from lbpbench.harness.meta_train import learner_network, make_family, resolve_registry
 from lbpbench.protocol.checkpoint import network_for_checkpoint
-
-
-def _registry(registry: Any) -> Any:
-    if registry is None:
-        from lbpbench.registry import get_registry
-
-        registry = get_registry()
-    return registry
 
 
 def evaluate_run_dir(
@@ -34,19 +25,9 @@ def evaluate_run_dir(
     config = RunConfig.from_dict(saved["config"])
     if config.baseline:
         raise ValueError(f"{run_dir} is a baseline run ({config.baseline}); it has no learner to evaluate")
-    registry = _registry(registry)
+    registry = resolve_registry(registry)
     family = make_family(config, registry)
-    net = build_network(
-        family.network,
-        learner=config.learner,
-        aggregator=config.aggregator,
-        message_size=config.message_size,
-        hidden_size=config.hidden_size,
-        sharing=config.sharing,
-        mlp_widths=config.mlp_widths,
-        untrained_message_mlp=config.untrained_message_mlp,
-        registry=registry,
-    )
+    net = learner_network(config, family.network, registry)
     net.load_state_dict(saved["net"])
     prior = saved.get("prior") or None
     evaluation = evaluate(
@@ -87,7 +68,7 @@ def evaluate_reference_checkpoint(
     registry: Any = None,
 ) -> Evaluation:
     """The released learner (any sharing that fits its length) through lbpbench's evaluation."""
-    registry = _registry(registry)
+    registry = resolve_registry(registry)
     family = registry.create("task", task)
     vector = np.load(checkpoint, allow_pickle=False)
     net = network_for_checkpoint(
