@@ -188,7 +188,7 @@ class MessagePassingNetwork(nn.Module):
                 new_carries[key] = out.carry
             delta = None
             if out.raw_update is not None:
-                raw = out.raw_update[..., 0]  # [T, B, *param shape]
+                raw = out.raw_update.squeeze(-1)  # [T, B, *param shape]; a view, no slice backward
                 raw_mean = raw.mean(dim=1)
                 delta = raw_mean if entry.scaling is None else self.scalings[entry.scaling](raw_mean, raw)
             message = out.message if need_message else None

@@ -6,7 +6,7 @@ The update is channel 0 and the message the last k channels of the *new* carry, 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import Tensor, nn
@@ -14,6 +14,41 @@ from torch import Tensor, nn
 from lbpbench.protocol.piecewise import KerasDense, glorot_uniform, project_pieces
 from lbpbench.protocol.slots import CoreOutput, SlotInfo
 from lbpbench.protocol.stateless import _check_widths
+
+
+def gru_cell(
+    gates_x: Tensor,
+    pre_x: Tensor,
+    carry: Tensor,
+    gate_c_kernel: Tensor,
+    mlp_x_kernels: list[Tensor],
+    mlp_x_biases: list[Tensor],
+    mlp_c_kernels: list[Tensor],
+    mlp_c_biases: list[Tensor],
+    b_next: Tensor,
+) -> Tensor:
+    """The MLP-GRU update given the x-side projections; returns the new carry.
+
+    Written for speed but equal to the plain equations (tests/test_fast_paths.py): the gate
+    pre-activation is one addmm onto the broadcast x-part, u and r come from one sigmoid and a split
+    (no slice backward), tanh runs in place on fresh GEMM outputs (its backward needs only the
+    output), both last layers accumulate into one tensor, and u c + (1 - u) cand is one lerp.
+    """
+    shape = carry.shape
+    c = shape[-1]
+    flat_carry = carry.reshape(-1, c)
+    gates = torch.addmm(gates_x.expand(*shape[:-1], 2 * c).reshape(-1, 2 * c), flat_carry, gate_c_kernel)
+    u, r = torch.sigmoid(gates).split([c, c], dim=-1)
+    hx = torch.tanh(pre_x.expand(*shape[:-1], pre_x.shape[-1]).reshape(-1, pre_x.shape[-1]))
+    for kernel, bias in zip(mlp_x_kernels[:-1], mlp_x_biases, strict=True):
+        hx = torch.addmm(bias, hx, kernel).tanh_()
+    hc = r * flat_carry
+    for kernel, bias in zip(mlp_c_kernels[:-1], mlp_c_biases, strict=True):
+        hc = torch.addmm(bias, hc, kernel).tanh_()
+    candidate = torch.addmm(b_next, hx, mlp_x_kernels[-1])
+    candidate = torch.addmm(candidate, hc, mlp_c_kernels[-1]).tanh_()
+    return torch.lerp(candidate, flat_carry, u).view(shape)
+
 
 
 class StatefulCore(nn.Module):
@@ -50,28 +85,44 @@ class StatefulCore(nn.Module):
                 for i, (a, b) in enumerate(zip([c, *widths], [*widths, c], strict=True))
             ]
         )
+        self._compiled_cell: Callable[..., Tensor] | None = None
 
     def forward(self, pieces: list[Tensor], carry: Tensor | None, need_message: bool) -> CoreOutput:
-        c = self.carry_size
-        kernel = torch.cat([self.W_update_x, self.W_reset_x, self.mlp_x[0].kernel], dim=1)
-        bias = torch.cat([self.b_update, self.b_reset, self.mlp_x[0].bias])
-        px = project_pieces(pieces, self.widths, kernel, bias)
+        # Two separate piecewise projections (gate x-part, MLP_x first layer) instead of one fused
+        # projection sliced afterwards: the backward of a slice allocates and zero-fills a tensor of
+        # the full fused width, which cost ~15 % of a meta-step.
+        gates_x = project_pieces(
+            pieces,
+            self.widths,
+            torch.cat([self.W_update_x, self.W_reset_x], dim=1),
+            torch.cat([self.b_update, self.b_reset]),
+        )
+        pre_x = project_pieces(pieces, self.widths, self.mlp_x[0].kernel, self.mlp_x[0].bias)
         if carry is None:
-            carry = px.new_zeros(())
-        gates = px[..., : 2 * c] + carry @ torch.cat([self.W_update_c, self.W_reset_c], dim=1)
-        u = torch.sigmoid(gates[..., :c])
-        r = torch.sigmoid(gates[..., c:])
-        hx = torch.tanh(px[..., 2 * c :])
-        for layer in self.mlp_x[1:-1]:
-            hx = torch.tanh(layer(hx))
-        hc = r * carry
-        for layer in self.mlp_c[:-1]:
-            hc = torch.tanh(layer(hc))
-        candidate = torch.tanh(self.mlp_x[-1](hx) + self.mlp_c[-1](hc) + self.b_next)
-        new_carry = u * carry + (1 - u) * candidate
-        update = new_carry[..., :1] if self.is_param else None
-        message = new_carry[..., -self.message_size :]
+            carry = gates_x.new_zeros((*gates_x.shape[:-1], self.carry_size))
+        cell = self._compiled_cell if self._compiled_cell is not None else gru_cell
+        new_carry = cell(
+            gates_x,
+            pre_x,
+            carry,
+            torch.cat([self.W_update_c, self.W_reset_c], dim=1),
+            [layer.kernel for layer in self.mlp_x[1:]],
+            [layer.bias for layer in self.mlp_x[1:-1]],
+            [layer.kernel for layer in self.mlp_c],
+            [layer.bias for layer in self.mlp_c[:-1]],
+            self.b_next,
+        )
+        k = self.message_size
+        if self.is_param:
+            update, _, message = new_carry.split([1, self.carry_size - 1 - k, k], dim=-1)
+        else:
+            update = None
+            _, message = new_carry.split([self.carry_size - k, k], dim=-1)
         return CoreOutput(update, message, new_carry)
+
+    def use_compile(self, enabled: bool = True) -> None:
+        """Run the GRU cell through torch.compile (optional; see lbpbench.bench for when it pays)."""
+        self._compiled_cell = torch.compile(gru_cell, dynamic=True) if enabled else None
 
     def reference_tensors(self) -> tuple[list[tuple[str, Tensor]], list[tuple[str, Tensor]]]:
         gru = [

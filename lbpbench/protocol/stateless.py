@@ -62,9 +62,12 @@ class StatelessCore(nn.Module):
         h = torch.relu(project_pieces(pieces, self.widths, kernel, bias))
         width = first[0].kernel.shape[1]
         update = message = None
-        if self.update_mlp is not None:
-            update = self._rest(h[..., :width], self.update_mlp)
-            h = h[..., width:]
+        if self.update_mlp is not None and need_message:
+            # split, not slicing: a slice's backward zero-fills a tensor of the full fused width.
+            h_update, h = h.split([width, h.shape[-1] - width], dim=-1)
+            update = self._rest(h_update, self.update_mlp)
+        elif self.update_mlp is not None:
+            update = self._rest(h, self.update_mlp)
         if need_message:
             message = self._rest(h, self.message_mlp)
         return CoreOutput(update, message, None)
