@@ -26,6 +26,7 @@ COMMANDS: dict[str, str] = {
     "eval": "lbpbench.harness.commands:eval_command",
     "report": "lbpbench.report.commands:report_command",
     "compare": "lbpbench.report.commands:compare_command",
+    "bench": "lbpbench.bench:bench_command",
 }
 
 

@@ -50,7 +50,6 @@ def gru_cell(
     return torch.lerp(candidate, flat_carry, u).view(shape)
 
 
-
 class StatefulCore(nn.Module):
     """u = σ(x Wux + c Wuc + bu), r = σ(x Wrx + c Wrc + br),
     c' = u c + (1-u) tanh(MLP_x(x) + MLP_c(r c) + bn).
@@ -152,8 +151,12 @@ class StatefulLearner:
         message_size: int = 8,
         hidden_size: int = 15,
         mlp_widths: Sequence[int] = (80, 40),
+        compile: bool = False,
         **_ignored: object,
     ) -> None:
+        """`compile=True` (build_network(..., compile=True)) runs every core's GRU cell through
+        torch.compile; off by default because it measured no faster here (lbpbench.bench)."""
+        self.compile = compile
         if not isinstance(hidden_size, int) or hidden_size < 0:
             raise ValueError(f"hidden_size must be a non-negative integer, got {hidden_size!r}")
         self.message_size = message_size
@@ -164,4 +167,7 @@ class StatefulLearner:
         return (1 if slot.is_param else 0) + self.hidden_size + slot.message_size
 
     def make_core(self, slot: SlotInfo) -> nn.Module:
-        return StatefulCore(slot, self.carry_size(slot), self.mlp_widths)
+        core = StatefulCore(slot, self.carry_size(slot), self.mlp_widths)
+        if self.compile:
+            core.use_compile(True)
+        return core

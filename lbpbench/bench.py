@@ -1,0 +1,379 @@
+"""Throughput of the engine against the machine's own float32 matmul peak (issue 7).
+
+Why a floor: the learners' instance-level matrix multiplies are the irreducible work of a learned
+protocol, so analytic FLOPs / (time x measured sgemm peak) says how far a path is from the machine,
+independent of how fast or loaded the machine is. Every timing is printed next to the load average
+because the benchmark machine is shared.
+
+`python -m lbpbench.bench` or `lbpbench bench [--device cpu|cuda] [--quick] [--out FILE.json|.md]`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import click
+import torch
+from torch import nn
+
+from lbpbench.protocol.network import MessagePassingNetwork
+from lbpbench.protocol.stateful import StatefulCore
+from lbpbench.protocol.stateless import StatelessCore
+
+LEARNERS = ("stateless", "stateful", "backprop")
+AGGREGATORS = ("mean", "sum", "rnn")
+TASKS = ("sinusoid-5x10", "mnist-20x8")
+
+
+# ------------------------------------------------------------------------------ analytic cost
+def _dense_macs(layers: nn.ModuleList, skip_first: bool = True) -> int:
+    pairs = [tuple(layer.kernel.shape) for layer in layers]
+    return sum(a * b for a, b in (pairs[1:] if skip_first else pairs))
+
+
+def core_instance_macs(core: nn.Module, need_message: bool = True) -> int:
+    """Multiply-adds per node instance of one core's instance-level matmuls.
+
+    The first layer is excluded: it runs on the small un-broadcast pieces (MPLP.md §7), so it is
+    not per-instance work. Backprop and plugin cores count 0 (elementwise rules, no matmuls).
+    """
+    if isinstance(core, StatefulCore):
+        c = core.carry_size
+        return c * 2 * c + _dense_macs(core.mlp_x) + _dense_macs(core.mlp_c, skip_first=False)
+    if isinstance(core, StatelessCore):
+        macs = _dense_macs(core.update_mlp) if core.update_mlp is not None else 0
+        return macs + (_dense_macs(core.message_mlp) if need_message else 0)
+    return 0
+
+
+def learner_macs(net: MessagePassingNetwork, n_tasks: int, batch_size: int) -> int:
+    """Learner multiply-adds of one forward inner step: sum over slots of instances x core MACs."""
+    first_w = next(key for key, e in net.entries.items() if e.info.slot == "W")
+    total = 0
+    for key, entry in net.entries.items():
+        instances = n_tasks * math.prod(entry.info.node.carry_shape(entry.info.slot, batch_size))
+        total += instances * core_instance_macs(net.cores[entry.core], need_message=key != first_w)
+    return total
+
+
+def step_flops(net: MessagePassingNetwork, n_tasks: int, batch_size: int, backward: bool = False) -> float:
+    """2 FLOPs per multiply-add; a backward pass costs two more matmuls per forward one."""
+    return 2.0 * learner_macs(net, n_tasks, batch_size) * (3 if backward else 1)
+
+
+# ------------------------------------------------------------------------------ timing helpers
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def time_call(fn: Callable[[], Any], device: torch.device, rounds: int, warmup: int = 1) -> list[float]:
+    """Seconds per call, `rounds` times after `warmup` calls (report the min and the median)."""
+    for _ in range(warmup):
+        fn()
+    _sync(device)
+    times = []
+    for _ in range(rounds):
+        t = time.perf_counter()
+        fn()
+        _sync(device)
+        times.append(time.perf_counter() - t)
+    return times
+
+
+def matmul_peak(device: torch.device, rows: int = 20000, rounds: int = 5) -> dict[str, float]:
+    """float32 GEMM GFLOP/s: one learner-shaped [rows,80]x[80,40] and one large square product."""
+    out = {}
+    for name, (m, k, n) in {"sgemm_80x40": (rows, 80, 40), "sgemm_square": (2048, 2048, 2048)}.items():
+        a = torch.randn(m, k, device=device)
+        b = torch.randn(k, n, device=device)
+        t = min(time_call(lambda a=a, b=b: a @ b, device, rounds))
+        out[name] = 2.0 * m * k * n / t / 1e9
+    out["peak"] = max(out["sgemm_80x40"], out["sgemm_square"])
+    return out
+
+
+# ------------------------------------------------------------------------------ benchmark cases
+@dataclass
+class Case:
+    task: str
+    learner: str
+    aggregator: str
+    kind: str  # "inner" (no-grad learned step, i.e. learner evaluation) | "meta" (meta-step, full backprop)
+    seconds: list[float] = field(default_factory=list)
+    flops: float = 0.0
+    load: float = 0.0
+
+    @property
+    def name(self) -> str:
+        return f"{self.task}/{self.learner}/{self.aggregator}/{self.kind}"
+
+
+def make_training(task: str, learner: str, aggregator: str, device: str, **overrides: Any) -> Any:
+    """A MetaTraining for one benchmark case (backprop needs message size 1)."""
+    from lbpbench.harness.config import RunConfig
+    from lbpbench.harness.meta_train import MetaTraining
+
+    options: dict[str, Any] = {"message_size": 1} if learner == "backprop" else {}
+    options.update(overrides)
+    return MetaTraining(
+        RunConfig(task=task, learner=learner, aggregator=aggregator, device=device, meta_steps=1, **options)
+    )
+
+
+def inner_step_fn(mt: Any, n_tasks: int | None = None) -> tuple[Callable[[], Any], float]:
+    """(a no-grad learned inner step over the meta-batch, its analytic FLOPs)."""
+    n = n_tasks or mt.meta_batch
+    tasks = mt.family.sample(n, torch.Generator().manual_seed(0)).to(mt.device)
+    params = mt.initial_params(n)
+    carries = mt.net.init_carries(n, tasks.train_x.shape[2], device=mt.device)
+    x, y = tasks.train_x[:, 0], tasks.train_y[:, 0]
+
+    def step() -> Any:
+        with torch.no_grad():
+            return mt.net.inner_step(params, carries, x, y)
+
+    return step, step_flops(mt.net, n, tasks.train_x.shape[2])
+
+
+def meta_step_flops(mt: Any) -> float:
+    steps = mt.family.inner_steps
+    return steps * step_flops(mt.net, mt.meta_batch, mt.family.batch_size, backward=True)
+
+
+def run_case(case: Case, device: str, rounds: int) -> Case:
+    mt = make_training(case.task, case.learner, case.aggregator, device)
+    dev = mt.device
+    if case.kind == "inner":
+        fn, case.flops = inner_step_fn(mt)
+    else:
+        fn, case.flops = mt.meta_step, meta_step_flops(mt)
+    case.seconds = time_call(fn, dev, rounds)
+    case.load = os.getloadavg()[0]
+    return case
+
+
+def default_cases(quick: bool) -> list[Case]:
+    cases = []
+    learners = ("stateful", "backprop") if quick else LEARNERS
+    for task in TASKS:
+        for learner in learners:
+            aggs = ("sum",) if learner == "backprop" else (("mean",) if quick else AGGREGATORS)
+            for agg in aggs:
+                kinds = ("inner", "meta") if task == "sinusoid-5x10" or not quick else ("inner",)
+                cases += [Case(task, learner, agg, kind) for kind in kinds]
+    cases.append(Case("mnist-784-100", "stateful", "mean", "inner"))
+    return cases
+
+
+# ------------------------------------------------------------------------------ memory
+_MEMORY_SCRIPT = """
+import json, resource, sys, torch
+from lbpbench.bench import make_training
+torch.set_num_threads({threads})
+mt = make_training({task!r}, {learner!r}, {aggregator!r}, 'cpu', checkpointing={checkpointing})
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+mt.meta_step()
+after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print(json.dumps({{"peak_rss_mb": after / 1024, "step_delta_mb": (after - before) / 1024}}))
+"""
+
+
+def meta_step_memory(
+    task: str, learner: str = "stateful", aggregator: str = "mean", checkpointing: bool = False
+) -> dict[str, float]:
+    """Peak RSS of one CPU meta-step in a fresh process (ru_maxrss is a process-lifetime maximum,
+    so only a new process measures one step). `step_delta_mb` excludes imports and setup."""
+    code = _MEMORY_SCRIPT.format(
+        threads=torch.get_num_threads(),
+        task=task,
+        learner=learner,
+        aggregator=aggregator,
+        checkpointing=checkpointing,
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+# ------------------------------------------------------------------------------ cost growth
+_GROWTH_SCRIPT = """
+import json, resource, time, torch
+from lbpbench.protocol.builder import build_network
+from lbpbench.protocol.spec import NetworkSpec
+torch.set_num_threads({threads})
+net = build_network(NetworkSpec(1, ({hidden}, {hidden}, 1), "relu", "identity", "l2"), learner="stateful")
+params = {{k: v.requires_grad_() for k, v in net.init_params(1, torch.Generator().manual_seed(0)).items()}}
+carries = net.init_carries(1, {batch})
+x, y = torch.randn(1, {batch}, 1), torch.randn(1, {batch}, 1)
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+times = []
+for _ in range({rounds}):
+    t = time.perf_counter()
+    out = net.inner_step(params, carries, x, y)
+    sum(v.sum() for v in out.params.values()).backward()
+    times.append(time.perf_counter() - t)
+after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print(json.dumps({{"seconds": min(times), "step_delta_mb": (after - before) / 1024}}))
+"""
+
+
+def cost_growth(
+    batches: tuple[int, ...] = (5, 10, 20, 40, 80),
+    hiddens: tuple[int, ...] = (10, 20, 40, 80),
+    rounds: int = 3,
+) -> list[dict[str, Any]]:
+    """Inner step (forward + backward, stateful learner) time and memory of a 1-h-h-1 net against
+    batch size (h = 20) and against synapse count (B = 10); a fresh process per point for memory."""
+    rows = []
+    points = [(b, 20) for b in batches] + [(10, h) for h in hiddens if h != 20]
+    for batch, hidden in points:
+        code = _GROWTH_SCRIPT.format(
+            threads=torch.get_num_threads(), hidden=hidden, batch=batch, rounds=rounds
+        )
+        done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+        result = json.loads(done.stdout.strip().splitlines()[-1])
+        synapses = hidden + hidden * hidden + hidden
+        rows.append(
+            {
+                "batch": batch,
+                "hidden": hidden,
+                "synapses": synapses,
+                "instances": batch * (synapses + 3 * hidden + 2),
+                "seconds": result["seconds"],
+                "step_delta_mb": result["step_delta_mb"],
+                "load": os.getloadavg()[0],
+            }
+        )
+    return rows
+
+
+def cost_growth_markdown(rows: list[dict[str, Any]]) -> str:
+    lines = [
+        "| batch | hidden | synapses | node instances | inner step fwd+bwd (s, min) "
+        "| step memory (MB) | load |",
+        "|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['batch']} | {r['hidden']} | {r['synapses']} | {r['instances']} | {r['seconds']:.4f} "
+            f"| {r['step_delta_mb']:.1f} | {r['load']:.2f} |"
+        )
+    return "\n".join(lines)
+
+
+# ------------------------------------------------------------------------------ report
+def environment(device: torch.device) -> dict[str, Any]:
+    return {
+        "device": torch.cuda.get_device_name(device)
+        if device.type == "cuda"
+        else platform.processor() or "cpu",
+        "device_type": device.type,
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "cpu_count": os.cpu_count(),
+        "python": platform.python_version(),
+        "loadavg": os.getloadavg(),
+        "maxrss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }
+
+
+def summary_markdown(result: dict[str, Any]) -> str:
+    peak = result["peak"]["peak"]
+    env = result["environment"]
+    lines = [
+        f"device {env['device']} ({env['device_type']}), torch {env['torch']}, {env['threads']} threads, "
+        f"load average at start {env['loadavg'][0]:.2f}",
+        f"float32 matmul peak: {peak:.1f} GFLOP/s (learner-shaped [20000,80]x[80,40]: "
+        f"{result['peak']['sgemm_80x40']:.1f}, 2048² square: {result['peak']['sgemm_square']:.1f})",
+        "",
+        "| path | median s | min s | GFLOP (analytic) | GFLOP/s (min) | % of peak | load |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for c in result["cases"]:
+        best = min(c["seconds"])
+        rate = c["flops"] / best / 1e9
+        pct = f"{100 * rate / peak:.0f}" if c["flops"] else "–"
+        lines.append(
+            f"| {c['name']} | {statistics.median(c['seconds']):.4f} | {best:.4f} | {c['flops'] / 1e9:.3f} "
+            f"| {rate:.1f} | {pct} | {c['load']:.2f} |"
+        )
+    if result.get("memory"):
+        lines += ["", "| meta-step memory (fresh process) | peak RSS MB | step delta MB |", "|---|---:|---:|"]
+        for name, m in result["memory"].items():
+            lines.append(f"| {name} | {m['peak_rss_mb']:.0f} | {m['step_delta_mb']:.0f} |")
+    return "\n".join(lines)
+
+
+def run_benchmarks(
+    device: str = "cpu", quick: bool = False, rounds: int | None = None, memory: bool = True
+) -> dict[str, Any]:
+    """Peak, every path, and (CPU) the mnist-20x8 stateful meta-step memory with and without
+    checkpointing; the peak is measured in the same run so fractions are comparable."""
+    dev = torch.device(device)
+    rounds = rounds or (3 if quick else 5)
+    result: dict[str, Any] = {"environment": environment(dev), "peak": matmul_peak(dev)}
+    cases = []
+    for case in default_cases(quick):
+        case_rounds = 2 if case.task == "mnist-784-100" else rounds
+        c = run_case(case, device, case_rounds)
+        click.echo(f"{c.name}: min {min(c.seconds):.4f} s (load {c.load:.2f})", err=True)
+        cases.append({**asdict(c), "name": c.name})
+    result["cases"] = cases
+    if memory and dev.type == "cpu":
+        result["memory"] = {
+            f"mnist-20x8/stateful checkpointing={ck}": meta_step_memory("mnist-20x8", checkpointing=ck)
+            for ck in (True, False)
+        }
+    return result
+
+
+@click.command("bench")
+@click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True)
+@click.option("--quick", is_flag=True, help="Fewer learners, aggregators and rounds.")
+@click.option("--rounds", type=int, default=None, help="Timed rounds per path (default 5, quick 3).")
+@click.option("--threads", type=int, default=None, help="torch intra-op threads (default: torch's).")
+@click.option("--no-memory", is_flag=True, help="Skip the fresh-process memory measurements.")
+@click.option("--growth", is_flag=True, help="Also print the cost-growth table (batch, synapses).")
+@click.option(
+    "--out", "out", type=click.Path(dir_okay=False), default=None, help="Write FILE.json or FILE.md."
+)
+def bench_command(
+    device: str,
+    quick: bool,
+    rounds: int | None,
+    threads: int | None,
+    no_memory: bool,
+    growth: bool,
+    out: str | None,
+) -> None:
+    """Time every engine path and print it against the same run's float32 matmul peak."""
+    if device == "cuda" and not torch.cuda.is_available():
+        raise click.UsageError("--device cuda: no CUDA device is available")
+    if threads:
+        torch.set_num_threads(threads)
+    result = run_benchmarks(device, quick, rounds, memory=not no_memory)
+    text = summary_markdown(result)
+    if growth:
+        result["cost_growth"] = cost_growth()
+        text += "\n\n" + cost_growth_markdown(result["cost_growth"])
+    click.echo(text)
+    if out:
+        path = Path(out)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(result, indent=2, default=str) if path.suffix == ".json" else text + "\n")
+
+
+if __name__ == "__main__":
+    bench_command()
