@@ -179,23 +179,61 @@ def default_cases(quick: bool) -> list[Case]:
 
 
 # ------------------------------------------------------------------------------ memory
-_MEMORY_SCRIPT = """
-import json, resource, sys, torch
+_RSS_PROBE = """
+import ctypes, gc, threading, time
+
+def _rss_mb():
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * 4096 / 2**20
+
+class PeakRSS:
+    # Samples RSS every millisecond: ru_maxrss cannot isolate one step, because setup (imports,
+    # calibration) may already have peaked higher; freed heap is trimmed first so the baseline is
+    # what the step starts from.
+    def __enter__(self):
+        gc.collect()
+        try:
+            ctypes.CDLL("libc.so.6").malloc_trim(0)
+        except OSError:
+            pass
+        self.base = self.peak = _rss_mb()
+        self.running = True
+        self.thread = threading.Thread(target=self._poll, daemon=True)
+        self.thread.start()
+        return self
+
+    def _poll(self):
+        while self.running:
+            self.peak = max(self.peak, _rss_mb())
+            time.sleep(0.001)
+
+    def __exit__(self, *exc):
+        self.running = False
+        self.thread.join()
+        self.peak = max(self.peak, _rss_mb())
+"""
+
+_MEMORY_SCRIPT = (
+    _RSS_PROBE
+    + """
+import json, torch
 from lbpbench.bench import make_training
 torch.set_num_threads({threads})
 mt = make_training({task!r}, {learner!r}, {aggregator!r}, 'cpu', checkpointing={checkpointing})
-before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-mt.meta_step()
-after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-print(json.dumps({{"peak_rss_mb": after / 1024, "step_delta_mb": (after - before) / 1024}}))
+with PeakRSS() as probe:
+    mt.meta_step()
+print(json.dumps({{"peak_rss_mb": probe.peak, "step_delta_mb": probe.peak - probe.base}}))
 """
+)
 
 
 def meta_step_memory(
     task: str, learner: str = "stateful", aggregator: str = "mean", checkpointing: bool = False
 ) -> dict[str, float]:
-    """Peak RSS of one CPU meta-step in a fresh process (ru_maxrss is a process-lifetime maximum,
-    so only a new process measures one step). `step_delta_mb` excludes imports and setup."""
+    """Peak RSS of one CPU meta-step in a fresh process, sampled every millisecond.
+
+    `step_delta_mb` is the step's own memory (peak minus the trimmed RSS it started from);
+    `peak_rss_mb` adds the process (torch, data, learners)."""
     code = _MEMORY_SCRIPT.format(
         threads=torch.get_num_threads(),
         task=task,
@@ -208,8 +246,10 @@ def meta_step_memory(
 
 
 # ------------------------------------------------------------------------------ cost growth
-_GROWTH_SCRIPT = """
-import json, resource, time, torch
+_GROWTH_SCRIPT = (
+    _RSS_PROBE
+    + """
+import json, time, torch
 from lbpbench.protocol.builder import build_network
 from lbpbench.protocol.spec import NetworkSpec
 torch.set_num_threads({threads})
@@ -217,16 +257,19 @@ net = build_network(NetworkSpec(1, ({hidden}, {hidden}, 1), "relu", "identity", 
 params = {{k: v.requires_grad_() for k, v in net.init_params(1, torch.Generator().manual_seed(0)).items()}}
 carries = net.init_carries(1, {batch})
 x, y = torch.randn(1, {batch}, 1), torch.randn(1, {batch}, 1)
-before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 times = []
 for _ in range({rounds}):
     t = time.perf_counter()
     out = net.inner_step(params, carries, x, y)
     sum(v.sum() for v in out.params.values()).backward()
     times.append(time.perf_counter() - t)
-after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-print(json.dumps({{"seconds": min(times), "step_delta_mb": (after - before) / 1024}}))
+    del out
+with PeakRSS() as probe:
+    out = net.inner_step(params, carries, x, y)
+    sum(v.sum() for v in out.params.values()).backward()
+print(json.dumps({{"seconds": min(times), "step_delta_mb": probe.peak - probe.base}}))
 """
+)
 
 
 def cost_growth(
