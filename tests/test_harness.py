@@ -126,18 +126,26 @@ def test_learned_prior_is_trained():
 
 
 # Every built-in learner x aggregator: 80 meta-steps on the held-out meta-loss, then the eval loss of
-# the trained horizon on 20 fresh tasks versus the untrained learner. Stated margins (measured
-# ratios in brackets, this CPU): MLP and GRU learners at least 2 % lower (0.91-0.96); the backprop
-# learner's only weight is its log learning rate and tuned SGD itself gains under 2 % in 5 steps on
-# this task, so mean/sum must be at least 0.2 % lower (0.993-0.995). backprop+rnn replaces the chain
-# rule's sum with an untrained GRU, which 80 steps do not teach (1.000): it must not get worse by
-# more than 0.5 % while its parameters move.
+# the trained horizon on 20 fresh tasks versus the untrained learner. Stated margins: MLP and GRU
+# learners at least 2 % lower; the backprop learner's only weights are its log learning rates (and
+# tuned SGD itself gains under 2 % in 5 steps on this task), so mean/sum must be at least 0.2 % lower.
+# backprop+rnn replaces the chain rule's sum with an untrained GRU, which 80 steps do not teach: it
+# must not get worse by more than 0.5 % while its parameters move. One thread, so the float
+# reduction order (and so the trajectory) is the same on every machine.
 MARGINS = {"stateless": 0.98, "stateful": 0.98, "backprop": 0.998}
+
+
+@pytest.fixture
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 @pytest.mark.parametrize("learner", ["stateless", "stateful", "backprop"])
 @pytest.mark.parametrize("aggregator", ["mean", "sum", "rnn"])
-def test_short_meta_training_lowers_heldout_loss(learner, aggregator):
+def test_short_meta_training_lowers_heldout_loss(learner, aggregator, one_thread):
     k = 1 if learner == "backprop" else 4
     config = RunConfig(
         learner=learner,
@@ -145,7 +153,7 @@ def test_short_meta_training_lowers_heldout_loss(learner, aggregator):
         message_size=k,
         hidden_size=4,
         mlp_widths=[32, 16],
-        meta_lr=3e-3,
+        meta_lr=0.03 if learner == "backprop" else 3e-3,
         meta_loss="heldout",
     )
     trainer = MetaTraining(config)
@@ -157,8 +165,13 @@ def test_short_meta_training_lowers_heldout_loss(learner, aggregator):
         trainer.meta_step()
     after = evaluate(trainer.net, trainer.family, stepper, n_tasks=20).mean("eval_loss", 5)
     assert not trainer.diverged
-    moved = dict(trainer.net.named_parameters())
-    assert all(not torch.equal(start[n], moved[n]) for n in start)
+    moved = {n: not torch.equal(start[n], p) for n, p in trainer.net.named_parameters() if n in start}
+    # Every learner weight moves; an rnn aggregator on a fan-out of 1 never uses its recurrent
+    # kernel (h0 = 0), so for aggregators it is enough that each one moves.
+    assert all(v for n, v in moved.items() if n.startswith("cores.")), moved
+    for key in trainer.net.aggregators:
+        flags = [v for n, v in moved.items() if n.startswith(f"aggregators.{key}.")]
+        assert not flags or any(flags), key
     if learner == "backprop" and aggregator == "rnn":
         assert after <= 1.005 * before, (before, after)
     else:

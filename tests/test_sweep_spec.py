@@ -129,7 +129,7 @@ def test_default_sweep_embedded() -> None:
     assert len(configs) == 2 * 3 * 2 + 2
     assert {c.task for c in configs} == {"sinusoid-5x10"}
     assert {c.baseline for c in configs} == {None, "adam"}
-    assert all(c.meta_steps == 100 and c.eval_tasks == 100 for c in configs)
+    assert all(c.meta_steps == 40 and c.eval_tasks == 50 for c in configs)
 
 
 def test_default_sweep_valid_against_real_registry() -> None:
