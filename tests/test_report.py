@@ -295,3 +295,21 @@ def test_compare_with_three_seeds_explains_why_nothing_is_marked(loaded) -> None
     assert (cmp.table["verdict"] == "").all()
     assert min_p_value(3, 3) == pytest.approx(0.1) and min_p_value(4, 4) < 0.05
     assert "too few seeds" in format_comparison(cmp)
+
+
+def test_report_summary_file_is_shown_first(tmp_path: Path, results_dir: Path) -> None:
+    findings = tmp_path / "findings.md"
+    findings.write_text(
+        "## Findings\n\n- message size 8 beats 1 (0.012 vs 0.020)\n- <script> is escaped\n\nPlain paragraph.\n"
+    )
+    out = tmp_path / "report"
+    result = CliRunner().invoke(
+        report_command, [str(results_dir), "-o", str(out), "--summary", str(findings)]
+    )
+    assert result.exit_code == 0, result.output
+    page = (out / "index.html").read_text()
+    assert "<h3>Findings</h3>" in page and "<li>message size 8 beats 1 (0.012 vs 0.020)</li>" in page
+    assert "&lt;script&gt;" in page and "<p>Plain paragraph.</p>" in page
+    assert page.index("Findings") < page.index("Summary per configuration")
+    md = (out / "report.md").read_text()
+    assert md.index("## Findings") < md.index("## Summary per configuration")

@@ -45,14 +45,26 @@ def _parse_axes(value: str | None) -> tuple[str, str] | None:
     default=None,
     help="Two axes for the heatmaps, e.g. 'message_size,sharing' (the default when both vary).",
 )
+@click.option(
+    "--summary",
+    "summary",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    default=None,
+    help="Markdown file with written findings, shown at the top of the report.",
+)
 def report_command(
-    results_dir: Path, output: Path | None, group_by: tuple[str, ...], heatmap: str | None
+    results_dir: Path,
+    output: Path | None,
+    group_by: tuple[str, ...],
+    heatmap: str | None,
+    summary: Path | None,
 ) -> None:
     """Write index.html, report.md, figures/ and tables/ for a sweep's results folder."""
     from lbpbench.report.render import make_report
 
+    preface = summary.read_text(encoding="utf-8") if summary else ""
     try:
-        files = make_report(results_dir, output, list(group_by) or None, _parse_axes(heatmap))
+        files = make_report(results_dir, output, list(group_by) or None, _parse_axes(heatmap), preface)
     except ReportError as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(f"wrote {files.index_html}")

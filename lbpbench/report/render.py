@@ -44,6 +44,7 @@ class Report:
     figures: list[ReportFigure]
     environment: dict[str, Any]
     alerts: list[str] = field(default_factory=list)
+    preface: str = ""  # the author's written findings (Markdown), shown first
 
 
 @dataclass
@@ -164,6 +165,8 @@ def render_markdown(report: Report) -> str:
     """`report.md`: the same content as the HTML, with figures linked from `figures/`."""
     out = [f"# {report.title}", "", f"Results: `{report.source}` — {_status_line(report.runs)}.", ""]
     out += [f"> **{a}**\n" for a in report.alerts]
+    if report.preface:
+        out += [report.preface.strip(), ""]
     out += ["## Summary per configuration", "", to_markdown(display_table(report.summary))]
     out += [f"- {n}" for n in report.summary.notes] + [""]
     out += ["## Failed and diverged runs", ""]
@@ -209,6 +212,33 @@ def _html_table(frame: pd.DataFrame, table_id: str) -> str:
     return frame.to_html(index=False, table_id=table_id, na_rep="n/a", escape=True, border=0)
 
 
+def _preface_html(text: str) -> list[str]:
+    """Headings (#), bullet lists (- ) and paragraphs: enough Markdown for a findings section."""
+    out: list[str] = []
+    for block in [b for b in text.strip().split("\n\n") if b.strip()]:
+        lines = block.strip().splitlines()
+        if lines[0].startswith("#"):
+            level = min(6, len(lines[0]) - len(lines[0].lstrip("#")) + 1)
+            out.append(f"<h{level}>{html.escape(lines[0].lstrip('#').strip())}</h{level}>")
+            lines = lines[1:]
+            if not lines:
+                continue
+        if all(line.startswith("- ") or line.startswith("  ") for line in lines):
+            items, current = [], ""
+            for line in lines:
+                if line.startswith("- "):
+                    if current:
+                        items.append(current)
+                    current = line[2:]
+                else:
+                    current += " " + line.strip()
+            items.append(current)
+            out.append("<ul>" + "".join(f"<li>{html.escape(i)}</li>" for i in items) + "</ul>")
+        else:
+            out.append(f"<p>{html.escape(' '.join(line.strip() for line in lines))}</p>")
+    return out
+
+
 def render_html(report: Report) -> str:
     """`index.html`: self-contained (inline CSS, figures as data URIs), no scripts, no timestamps."""
     e = html.escape
@@ -217,6 +247,7 @@ def render_html(report: Report) -> str:
         f"<p>Results: <code>{e(report.source)}</code> — {e(_status_line(report.runs))}.</p>",
     ]
     body += [f'<p class="alert">{e(a)}</p>' for a in report.alerts]
+    body += _preface_html(report.preface)
     body += ["<h2>Summary per configuration</h2>", _html_table(display_table(report.summary), "summary")]
     body += ["<ul class='note'>"] + [f"<li>{e(n)}</li>" for n in report.summary.notes] + ["</ul>"]
     body += ["<h2>Failed and diverged runs</h2>"]
@@ -288,8 +319,11 @@ def make_report(
     out_dir: str | Path | None = None,
     group_by: list[str] | None = None,
     heatmap_axes: tuple[str, str] | None = None,
+    preface: str = "",
 ) -> ReportFiles:
     """Build and write a report; out_dir defaults to reports/<name of results_dir>."""
     results = Path(results_dir)
     target = Path(out_dir) if out_dir is not None else Path("reports") / results.resolve().name
-    return write_report(build_report(results, group_by, heatmap_axes), target)
+    report = build_report(results, group_by, heatmap_axes)
+    report.preface = preface
+    return write_report(report, target)
