@@ -155,7 +155,7 @@ class StatefulLearner:
         **_ignored: object,
     ) -> None:
         """`compile=True` (build_network(..., compile=True)) runs every core's GRU cell through
-        torch.compile; off by default because it measured no faster here (lbpbench.bench)."""
+        torch.compile; off by default (parity-tested, speed not yet measured on a meta-step)."""
         self.compile = compile
         if not isinstance(hidden_size, int) or hidden_size < 0:
             raise ValueError(f"hidden_size must be a non-negative integer, got {hidden_size!r}")
