@@ -36,6 +36,9 @@ def _print_evaluation(evaluation: Evaluation) -> None:
 @click.option(
     "--truncation", type=int, default=0, show_default=True, help="Backpropagate through the last N steps."
 )
+@click.option(
+    "--compile/--no-compile", default=False, help="torch.compile the inner step (slow start, faster steps)."
+)
 @click.option("--checkpointing/--no-checkpointing", default=False, help="Per-step activation checkpointing.")
 @click.option(
     "--learned-prior/--no-learned-prior", default=False, help="Meta-learn the initial parameters too."

@@ -75,6 +75,9 @@ class MetaTraining:
         calibration = self.family.sample(passes, self.generator, split="train")
         self.net.calibrate(calibration.train_x, calibration.train_y, blend=blend, generator=self.generator)
         self.net.to(self.device)
+        if config.compile:
+            # Fuses the elementwise work around the learners' small matmuls (forward and backward).
+            self.net.inner_step = torch.compile(self.net.inner_step, dynamic=False)
         self.pool = {
             k: v.to(self.device)
             for k, v in self.net.init_params(defaults.init_pool(config, metric), self.generator).items()
