@@ -260,11 +260,11 @@ def test_transfer_tasks_evaluate_the_trained_learner_elsewhere(tmp_path):
 
 
 def test_compiled_inner_step_matches_eager():
-    """The torch.compile path (RunConfig.compile) against eager: same meta-loss and meta-gradients."""
+    """torch.compile path (MetaTraining(compile=True), `train --compile`) vs eager: same loss, gradients."""
     small = dict(TINY, mlp_widths=[8], message_size=2, hidden_size=2, meta_batch=1)
     results = []
     for compile_step in (False, True):
-        trainer = MetaTraining(RunConfig(**small, compile=compile_step))
+        trainer = MetaTraining(RunConfig(**small), compile=compile_step)
         loss, _ = trainer.meta_loss()
         loss.backward()
         results.append((loss.detach(), [p.grad.clone() for p in trainer.trainable_parameters()]))

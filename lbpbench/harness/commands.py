@@ -54,7 +54,7 @@ def _print_evaluation(evaluation: Evaluation) -> None:
 @click.option("--data-dir", type=click.Path(file_okay=False), default=None, help="Folder of IDX files.")
 @click.option("--out", "out", type=click.Path(file_okay=False, path_type=Path), required=True)
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def train_command(out: Path, quiet: bool, **settings: object) -> None:
+def train_command(out: Path, quiet: bool, compile: bool, **settings: object) -> None:
     """Meta-train one learner (or run one baseline), evaluate it, write OUT/."""
     from lbpbench.harness.run import run_config
 
@@ -64,7 +64,7 @@ def train_command(out: Path, quiet: bool, **settings: object) -> None:
         raise click.UsageError(str(exc)) from exc
     out.mkdir(parents=True, exist_ok=True)
     (out / "config.json").write_text(json.dumps(config.to_dict(), indent=2))
-    result = run_config(config, out, progress=not quiet)
+    result = run_config(config, out, progress=not quiet, compile=compile)
     summary = {
         "status": result.status,
         "final": result.final,

@@ -36,7 +36,6 @@ class RunConfig:
     hint_weight: float = 0.7
     truncation: int = 0  # 0: full unroll; n > 0: backpropagate through the last n inner steps only
     checkpointing: bool = False
-    compile: bool = False  # torch.compile the inner step: ≈1.5x faster meta-steps after minutes of compiling
     learned_prior: bool = False
     init_pool: int | None = None  # None: the task's default (128 sinusoid, 16 MNIST)
     eval_tasks: int = 100

@@ -62,7 +62,10 @@ def learner_network(config: RunConfig, spec: NetworkSpec, registry: Any) -> Mess
 class MetaTraining:
     """All state of one meta-training run; `state_dict` / `load_state_dict` make resume exact."""
 
-    def __init__(self, config: RunConfig, registry: Any = None) -> None:
+    def __init__(self, config: RunConfig, registry: Any = None, compile: bool = False) -> None:
+        """compile: torch.compile the inner step (≈1.5x faster meta-steps after minutes of
+        compiling). An execution option like the thread count, not part of the run's identity:
+        results match eager (tested)."""
         registry = resolve_registry(registry)
         self.config = config
         self.device = resolve_device(config.device)
@@ -75,7 +78,7 @@ class MetaTraining:
         calibration = self.family.sample(passes, self.generator, split="train")
         self.net.calibrate(calibration.train_x, calibration.train_y, blend=blend, generator=self.generator)
         self.net.to(self.device)
-        if config.compile:
+        if compile:
             # Fuses the elementwise work around the learners' small matmuls (forward and backward).
             self.net.inner_step = torch.compile(self.net.inner_step, dynamic=False)
         self.pool = {

@@ -61,8 +61,10 @@ def _meta_curves(history: list[list[float]]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=CURVE_COLUMNS)
 
 
-def run_learned(config: RunConfig, out_dir: Path | None, progress: bool, registry: Any) -> RunResult:
-    trainer = MetaTraining(config, registry)
+def run_learned(
+    config: RunConfig, out_dir: Path | None, progress: bool, registry: Any, compile: bool = False
+) -> RunResult:
+    trainer = MetaTraining(config, registry, compile=compile)
     ckpt = out_dir / "checkpoint.pt" if out_dir else None
     if ckpt is not None and ckpt.exists():
         trainer.load(ckpt)
@@ -228,7 +230,12 @@ def _train_maml(
 
 
 def run_config(
-    config: RunConfig, out_dir: Path | str | None = None, *, progress: bool = True, registry: Any = None
+    config: RunConfig,
+    out_dir: Path | str | None = None,
+    *,
+    progress: bool = True,
+    registry: Any = None,
+    compile: bool = False,
 ) -> RunResult:
     """Run one configuration to completion. Never raises for a failed or diverged run."""
     started = time.monotonic()
@@ -237,8 +244,10 @@ def run_config(
         out.mkdir(parents=True, exist_ok=True)
     try:
         registry = resolve_registry(registry)
-        runner = run_baseline if config.baseline else run_learned
-        result = runner(config, out, progress, registry)
+        if config.baseline:
+            result = run_baseline(config, out, progress, registry)
+        else:
+            result = run_learned(config, out, progress, registry, compile=compile)
     except Exception:  # noqa: BLE001 - a sweep records failures instead of stopping
         result = RunResult("failed", error=traceback.format_exc(), device=config.device)
     result.wall_time_s = time.monotonic() - started
