@@ -225,7 +225,7 @@ def _train_maml(
         outer.zero_grad()
         loss.backward()
         outer.step()
-        history.append([float(step + 1), float(loss), float("nan"), float(loss)])
+        history.append([float(step + 1), loss.item(), float("nan"), loss.item()])
     return {k.replace("/", "."): v.detach() for k, v in prior.items()}, history
 
 
