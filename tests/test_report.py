@@ -300,7 +300,7 @@ def test_compare_with_three_seeds_explains_why_nothing_is_marked(loaded) -> None
 def test_report_summary_file_is_shown_first(tmp_path: Path, results_dir: Path) -> None:
     findings = tmp_path / "findings.md"
     findings.write_text(
-        "## Findings\n\n- message size 8 beats 1 (0.012 vs 0.020)\n- <script> is escaped\n\nPlain paragraph.\n"
+        "## Findings\n\n- message size 8 beats 1 (0.012 vs 0.020)\n- <script> is escaped\n\nPlain text.\n"
     )
     out = tmp_path / "report"
     result = CliRunner().invoke(
@@ -309,7 +309,7 @@ def test_report_summary_file_is_shown_first(tmp_path: Path, results_dir: Path) -
     assert result.exit_code == 0, result.output
     page = (out / "index.html").read_text()
     assert "<h3>Findings</h3>" in page and "<li>message size 8 beats 1 (0.012 vs 0.020)</li>" in page
-    assert "&lt;script&gt;" in page and "<p>Plain paragraph.</p>" in page
+    assert "&lt;script&gt;" in page and "<p>Plain text.</p>" in page
     assert page.index("Findings") < page.index("Summary per configuration")
     md = (out / "report.md").read_text()
     assert md.index("## Findings") < md.index("## Summary per configuration")
