@@ -26,7 +26,35 @@ def piece_statistics(piece: Tensor) -> tuple[Tensor, Tensor]:
     return -mean, scale
 
 
-class Standardizer(nn.Module):
+class Calibrated(nn.Module):
+    """Frozen statistics measured during calibration: each call while `calibrating` appends one
+    observation (a tensor stacking the values of `_calibrated()`); `finish_calibration` blends their
+    mean in: v <- (1 - blend) v + blend * mean."""
+
+    calibrating: bool
+    _collected: list[Tensor]
+
+    def _calibrated(self) -> list[Tensor]:
+        raise NotImplementedError
+
+    def start_calibration(self) -> None:
+        self.calibrating = True
+        self._collected = []
+
+    def finish_calibration(self, blend: float) -> None:
+        self.calibrating = False
+        if not self._collected:
+            return
+        mean = torch.stack(self._collected).mean(0)
+        with torch.no_grad():
+            for buffer, new in zip(
+                self._calibrated(), mean.reshape(len(self._calibrated()), -1), strict=True
+            ):
+                buffer.mul_(1 - blend).add_(blend * new.reshape(buffer.shape))
+        self._collected = []
+
+
+class Standardizer(Calibrated):
     """Holds the frozen shift/scale of each named piece and applies `(v + shift) * scale`.
 
     While `calibrating` is set it standardises with the live statistics of each call and
@@ -46,28 +74,17 @@ class Standardizer(nn.Module):
             raise ValueError(f"expected {len(self.piece_names)} pieces {self.piece_names}, got {len(pieces)}")
         if self.calibrating:
             stats = [piece_statistics(p) for p in pieces]
-            self._collected.append((torch.stack([s for s, _ in stats]), torch.stack([c for _, c in stats])))
+            self._collected.append(
+                torch.stack([torch.stack([s for s, _ in stats]), torch.stack([c for _, c in stats])])
+            )
             return [(p + s) * c for p, (s, c) in zip(pieces, stats, strict=True)]
         return [(p + self.shift[i]) * self.scale[i] for i, p in enumerate(pieces)]
 
-    def start_calibration(self) -> None:
-        self.calibrating = True
-        self._collected = []
-
-    def finish_calibration(self, blend: float) -> None:
-        """v <- (1 - blend) v + blend * mean of the statistics seen since start_calibration."""
-        self.calibrating = False
-        if not self._collected:
-            return
-        shift = torch.stack([s for s, _ in self._collected]).mean(0)
-        scale = torch.stack([c for _, c in self._collected]).mean(0)
-        with torch.no_grad():
-            self.shift.mul_(1 - blend).add_(blend * shift)
-            self.scale.mul_(1 - blend).add_(blend * scale)
-        self._collected = []
+    def _calibrated(self) -> list[Tensor]:
+        return [self.shift, self.scale]
 
 
-class OutputScaling(nn.Module):
+class OutputScaling(Calibrated):
     """Update = (batch mean of the raw update - out_mean) * out_scale (MPLP.md §3–4).
 
     out_scale is trained (initialised to 0.2 x the optimizee's init std); out_mean is a frozen
@@ -88,14 +105,5 @@ class OutputScaling(nn.Module):
             return (raw_mean - live) * self.out_scale
         return (raw_mean - self.out_mean) * self.out_scale
 
-    def start_calibration(self) -> None:
-        self.calibrating = True
-        self._collected = []
-
-    def finish_calibration(self, blend: float) -> None:
-        self.calibrating = False
-        if not self._collected:
-            return
-        with torch.no_grad():
-            self.out_mean.mul_(1 - blend).add_(blend * torch.stack(self._collected).mean())
-        self._collected = []
+    def _calibrated(self) -> list[Tensor]:
+        return [self.out_mean]
