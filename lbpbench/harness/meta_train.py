@@ -91,8 +91,7 @@ class MetaTraining:
                 {k.replace(".", "/"): nn.Parameter(v[:1].clone()) for k, v in self.pool.items()}
             )
         self.meta_batch = defaults.meta_batch(config, metric)
-        trainable = [p for p in self.trainable_parameters()]
-        self.optimizer = torch.optim.Adam(trainable, lr=defaults.meta_lr(config, metric))
+        self.optimizer = torch.optim.Adam(self.trainable_parameters(), lr=defaults.meta_lr(config, metric))
         self.step = 0
         self.history: list[list[float]] = []  # [step, meta_loss, hint_loss, heldout_loss]
         self.diverged = False

@@ -252,5 +252,7 @@ def run_config(
         result = RunResult("failed", error=traceback.format_exc(), device=config.device)
     result.wall_time_s = time.monotonic() - started
     if out is not None and not result.curves.empty:
-        result.curves.to_parquet(out / "curves.parquet")
+        tmp = out / "curves.parquet.tmp"
+        result.curves.to_parquet(tmp)
+        tmp.replace(out / "curves.parquet")  # atomic: a reader never sees half a file
     return result

@@ -132,6 +132,12 @@ def load_reference_network(setup: GoldenSetup) -> tuple[MessagePassingNetwork, s
     return net.eval(), net.sharing
 
 
+def _golden_key(param: str) -> str:
+    """lbpbench's parameter name -> the golden file's array: dense12.W -> W12."""
+    layer, kind = param.split(".")
+    return f"{kind}{layer.removeprefix('dense')}"
+
+
 def _max_abs(a: Tensor, b: np.ndarray) -> float:
     return float((a.detach().double() - torch.as_tensor(b).double()).abs().max())
 
@@ -162,7 +168,7 @@ def verify_golden(golden: Path | str, checkpoint: Path | str | None = None) -> V
     tol = CLASSIFICATION_TOLERANCES if setup.classification else REGRESSION_TOLERANCES
     T, S, B = data["train_x"].shape[:3]
     names = [f"dense{i}.{p}" for i in range(1, setup.n_layers + 1) for p in ("W", "b")]
-    params = {n: torch.as_tensor(data[f"{n[-1]}{n[5:-2]}"][:, 0]) for n in names}
+    params = {n: torch.as_tensor(data[_golden_key(n)][:, 0]) for n in names}
     carries = net.init_carries(T, B)
     msg_tasks = list(data.get("msg_task_index", np.arange(0)))
     msg_steps = list(data.get("msg_step_index", np.arange(0)))
@@ -215,7 +221,7 @@ def verify_golden(golden: Path | str, checkpoint: Path | str | None = None) -> V
             errors = StepErrors(s + 1)
             for n in names:
                 bound = tol.get("first_kernel", tol["params"]) if n == "dense1.W" else tol["params"]
-                check(errors, "params", n, _max_abs(params[n], data[f"{n[-1]}{n[5:-2]}"][:, s + 1]), bound)
+                check(errors, "params", n, _max_abs(params[n], data[_golden_key(n)][:, s + 1]), bound)
             if s in msg_steps and msg_tasks:
                 si = msg_steps.index(s)
                 for key, msg in out.messages.items():
