@@ -15,6 +15,7 @@ import pandas as pd
 import torch
 from torch import Tensor
 
+from lbpbench.harness.allocator import retain_freed_memory
 from lbpbench.protocol.network import MessagePassingNetwork
 from lbpbench.tasks.base import TaskBatch, TaskFamily
 
@@ -125,6 +126,7 @@ def evaluate(
     Tasks and initial parameters come from `seed` alone, so every method sees the same tasks.
     initial_params (a learned prior, [1, ...]) replaces the random initialisation.
     """
+    retain_freed_memory()
     steps = family.inner_steps if steps is None else steps
     generator = torch.Generator().manual_seed(seed)
     tasks: TaskBatch = with_steps(family, steps).sample(n_tasks, generator, split=split).to(device)

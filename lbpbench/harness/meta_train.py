@@ -16,6 +16,7 @@ import torch
 from torch import Tensor, nn
 
 from lbpbench.harness import defaults
+from lbpbench.harness.allocator import retain_freed_memory
 from lbpbench.harness.config import RunConfig
 from lbpbench.harness.unroll import unroll
 from lbpbench.protocol.builder import build_network
@@ -67,6 +68,7 @@ class MetaTraining:
         compiling). An execution option like the thread count, not part of the run's identity:
         results match eager (tested)."""
         registry = resolve_registry(registry)
+        retain_freed_memory()
         self.config = config
         self.device = resolve_device(config.device)
         self.family = make_family(config, registry)

@@ -11,6 +11,7 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import Tensor, nn
 
+from lbpbench.protocol.fast_tanh import fast_tanh
 from lbpbench.protocol.piecewise import KerasDense, glorot_uniform, project_pieces
 from lbpbench.protocol.slots import CoreOutput, SlotInfo
 from lbpbench.protocol.stateless import _check_widths
@@ -31,22 +32,22 @@ def gru_cell(
 
     Written for speed but equal to the plain equations (tests/test_fast_paths.py): the gate
     pre-activation is one addmm onto the broadcast x-part, u and r come from one sigmoid and a split
-    (no slice backward), tanh runs in place on fresh GEMM outputs (its backward needs only the
-    output), both last layers accumulate into one tensor, and u c + (1 - u) cand is one lerp.
+    (no slice backward), tanh is `fast_tanh` (2σ(2z) − 1 on the CPU, backward from the output),
+    both last layers accumulate into one tensor, and u c + (1 - u) cand is one lerp.
     """
     shape = carry.shape
     c = shape[-1]
     flat_carry = carry.reshape(-1, c)
     gates = torch.addmm(gates_x.expand(*shape[:-1], 2 * c).reshape(-1, 2 * c), flat_carry, gate_c_kernel)
     u, r = torch.sigmoid(gates).split([c, c], dim=-1)
-    hx = torch.tanh(pre_x.expand(*shape[:-1], pre_x.shape[-1]).reshape(-1, pre_x.shape[-1]))
+    hx = fast_tanh(pre_x.expand(*shape[:-1], pre_x.shape[-1]).reshape(-1, pre_x.shape[-1]))
     for kernel, bias in zip(mlp_x_kernels[:-1], mlp_x_biases, strict=True):
-        hx = torch.addmm(bias, hx, kernel).tanh_()
+        hx = fast_tanh(torch.addmm(bias, hx, kernel))
     hc = r * flat_carry
     for kernel, bias in zip(mlp_c_kernels[:-1], mlp_c_biases, strict=True):
-        hc = torch.addmm(bias, hc, kernel).tanh_()
+        hc = fast_tanh(torch.addmm(bias, hc, kernel))
     candidate = torch.addmm(b_next, hx, mlp_x_kernels[-1])
-    candidate = torch.addmm(candidate, hc, mlp_c_kernels[-1]).tanh_()
+    candidate = fast_tanh(torch.addmm(candidate, hc, mlp_c_kernels[-1]))
     return torch.lerp(candidate, flat_carry, u).view(shape)
 
 

@@ -1,0 +1,43 @@
+"""tanh computed as 2·σ(2z) − 1 on the CPU, where PyTorch's vectorised tanh is the slow op.
+
+Measured on the benchmark machine (AMD EPYC, AVX-512, torch 2.13 CPU): `torch.tanh` costs
+≈2.8 ns per element against ≈0.43 ns for `torch.sigmoid`, and tanh was a fifth of a stateful
+meta-step. The identity is exact in real arithmetic; in float32 the two agree to ≈2e-7 absolute
+(tests/test_fast_paths.py). The backward pass is tanh's own, 1 − y², from the saved output. On
+other devices plain `torch.tanh` is used.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor
+
+
+class SigmoidTanh(torch.autograd.Function):
+    """y = 2σ(2z) − 1 with dy/dz = 1 − y²; vmap-able (its rule is generated from the forward)."""
+
+    generate_vmap_rule = True
+
+    @staticmethod
+    def forward(z: Tensor) -> Tensor:
+        y = torch.mul(z, 2.0)
+        torch.sigmoid_(y)
+        return y.mul_(2.0).sub_(1.0)
+
+    @staticmethod
+    def setup_context(ctx: Any, inputs: tuple[Tensor], output: Tensor) -> None:
+        ctx.save_for_backward(output)
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> Tensor:
+        (y,) = ctx.saved_tensors
+        return torch.ops.aten.tanh_backward(grad, y)
+
+
+def fast_tanh(z: Tensor) -> Tensor:
+    """tanh(z): through the sigmoid on the CPU, `torch.tanh` elsewhere."""
+    if z.device.type != "cpu":
+        return torch.tanh(z)
+    return SigmoidTanh.apply(z)
