@@ -8,6 +8,7 @@ import tomllib
 from pathlib import Path
 
 import pytest
+import torch
 
 from lbpbench import registry
 
@@ -53,3 +54,12 @@ def signsgd_dist(tmp_path, monkeypatch):
     monkeypatch.syspath_prepend(str(site))  # also invalidates importlib's caches
     yield site
     sys.modules.pop(pkg, None)
+
+
+@pytest.fixture
+def one_thread():
+    """One torch thread, so a numeric trajectory is the same on every machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

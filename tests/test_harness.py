@@ -135,14 +135,6 @@ def test_learned_prior_is_trained():
 MARGINS = {"stateless": 0.98, "stateful": 0.98, "backprop": 0.998}
 
 
-@pytest.fixture
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.mark.parametrize("learner", ["stateless", "stateful", "backprop"])
 @pytest.mark.parametrize("aggregator", ["mean", "sum", "rnn"])
 def test_short_meta_training_lowers_heldout_loss(learner, aggregator, one_thread):

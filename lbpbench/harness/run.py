@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import time
 import traceback
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,7 @@ from lbpbench.harness.meta_train import (
     resolve_device,
     resolve_registry,
 )
+from lbpbench.harness.seed_batch import SeedBatchTraining, batchable
 from lbpbench.protocol.builder import build_network
 
 CHECKPOINT_SECONDS = 30.0
@@ -79,22 +81,40 @@ def run_learned(
         rate = (trainer.step - start_step) / max(1e-9, time.monotonic() - started)
         bar.set_postfix(meta_loss=f"{metrics['meta_loss']:.4g}", steps_per_s=f"{rate:.2f}")
         if config.eval_every and trainer.step % config.eval_every == 0:
-            ev = evaluate(
-                trainer.net,
-                trainer.family,
-                LearnedStepper(trainer.net),
-                n_tasks=min(20, config.eval_tasks),
-                initial_params=trainer.prior_params(),
-                device=trainer.device,
-            )
-            for k, v in _final(ev, trainer.family.inner_steps).items():
-                meta_evals.append({"phase": "meta_eval", "step": trainer.step, "metric": k, "value": v})
+            meta_evals += _meta_eval(trainer, config)
         if ckpt is not None and time.monotonic() - last_save > CHECKPOINT_SECONDS:
             trainer.save(ckpt)
             last_save = time.monotonic()
     bar.close()
     if ckpt is not None:
         trainer.save(ckpt)
+    return _finish(trainer, config, out_dir, registry, meta_evals)
+
+
+def _meta_eval(trainer: MetaTraining, config: RunConfig) -> list[dict[str, Any]]:
+    """Rows of a quick evaluation (≤ 20 tasks) during meta-training."""
+    ev = evaluate(
+        trainer.net,
+        trainer.family,
+        LearnedStepper(trainer.net),
+        n_tasks=min(20, config.eval_tasks),
+        initial_params=trainer.prior_params(),
+        device=trainer.device,
+    )
+    return [
+        {"phase": "meta_eval", "step": trainer.step, "metric": k, "value": v}
+        for k, v in _final(ev, trainer.family.inner_steps).items()
+    ]
+
+
+def _finish(
+    trainer: MetaTraining,
+    config: RunConfig,
+    out_dir: Path | None,
+    registry: Any,
+    meta_evals: list[dict[str, Any]],
+) -> RunResult:
+    """Evaluate a meta-trained learner (and its transfers), save it, assemble the run's result."""
     evaluation = evaluate(
         trainer.net,
         trainer.family,
@@ -251,8 +271,101 @@ def run_config(
     except Exception:  # noqa: BLE001 - a sweep records failures instead of stopping
         result = RunResult("failed", error=traceback.format_exc(), device=config.device)
     result.wall_time_s = time.monotonic() - started
+    _write_curves(result, out)
+    return result
+
+
+def _write_curves(result: RunResult, out: Path | None) -> None:
     if out is not None and not result.curves.empty:
         tmp = out / "curves.parquet.tmp"
         result.curves.to_parquet(tmp)
         tmp.replace(out / "curves.parquet")  # atomic: a reader never sees half a file
-    return result
+
+
+def run_seed_batch(
+    configs: Sequence[RunConfig],
+    out_dirs: Sequence[Path | str | None],
+    *,
+    progress: bool = False,
+    registry: Any = None,
+) -> list[RunResult]:
+    """Runs that differ only in seed, meta-trained as one vectorised job (harness/seed_batch.py).
+
+    Same files and results per run as `run_config` (each member checkpoints to its own folder, so
+    either entry resumes the other's runs). Configs that cannot be batched, or members resumed at
+    different steps, run one by one. Each result's wall time is the batch's, divided evenly.
+    Never raises: a failure marks every run of the batch failed.
+    """
+    if len(configs) != len(out_dirs):
+        raise ValueError(f"{len(configs)} configs but {len(out_dirs)} output folders")
+    outs = [Path(d) if d is not None else None for d in out_dirs]
+    for out in outs:
+        if out is not None:
+            out.mkdir(parents=True, exist_ok=True)
+    registry = resolve_registry(registry)
+
+    def one_by_one() -> list[RunResult]:
+        pairs = zip(configs, outs, strict=True)
+        return [run_config(c, o, progress=progress, registry=registry) for c, o in pairs]
+
+    if batchable(configs) is not None:
+        return one_by_one()
+    started = time.monotonic()
+    try:
+        batch = SeedBatchTraining(configs, registry)
+        ckpts = [o / "checkpoint.pt" if o is not None else None for o in outs]
+        for member, ckpt in zip(batch.members, ckpts, strict=True):
+            if ckpt is not None and ckpt.exists():
+                member.load(ckpt)
+        if len({m.step for m in batch.members}) > 1:
+            return one_by_one()
+        batch.restack()
+        meta_evals = _seed_batch_loop(batch, ckpts, progress)
+        results = [
+            _finish(m, c, o, registry, evals)
+            for m, c, o, evals in zip(batch.members, configs, outs, meta_evals, strict=True)
+        ]
+    except Exception:  # noqa: BLE001 - a sweep records failures instead of stopping
+        error = traceback.format_exc()
+        results = [RunResult("failed", error=error, device=c.device) for c in configs]
+    for result, out in zip(results, outs, strict=True):
+        result.wall_time_s = (time.monotonic() - started) / len(configs)
+        _write_curves(result, out)
+    return results
+
+
+def _seed_batch_loop(
+    batch: SeedBatchTraining, ckpts: list[Path | None], progress: bool
+) -> list[list[dict[str, Any]]]:
+    """Meta-train a seed batch to the end, checkpointing every member; returns their meta-evals."""
+    config = batch.configs[0]
+    meta_evals: list[list[dict[str, Any]]] = [[] for _ in batch.members]
+    bar = tqdm(
+        total=config.meta_steps,
+        initial=batch.step,
+        disable=not progress,
+        desc=f"{config.method} x{len(batch.members)} seeds",
+        leave=False,
+    )
+
+    def save() -> None:
+        batch.sync_members()
+        for member, ckpt in zip(batch.members, ckpts, strict=True):
+            if ckpt is not None:
+                member.save(ckpt)
+
+    last_save = time.monotonic()
+    while not batch.done:
+        metrics = batch.meta_step()
+        bar.update(1)
+        bar.set_postfix(meta_loss=f"{min(m['meta_loss'] for m in metrics):.4g} (best seed)")
+        if config.eval_every and batch.step % config.eval_every == 0:
+            batch.sync_members()
+            for i, member in enumerate(batch.members):
+                meta_evals[i] += _meta_eval(member, config)
+        if time.monotonic() - last_save > CHECKPOINT_SECONDS:
+            save()
+            last_save = time.monotonic()
+    bar.close()
+    save()
+    return meta_evals

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import torch
 from torch import Tensor, nn
+
+
+def _is_batched(t: Tensor) -> bool:
+    """True for a tensor seen inside torch.func.vmap."""
+    return bool(torch._C._functorch.is_batchedtensor(t))
 
 
 class MeanAggregator(nn.Module):
@@ -47,8 +53,25 @@ class RNNAggregator(nn.Module):
         moved = edges.movedim(dim, -2)  # [..., fan_out, k]
         lead = moved.shape[:-2]
         sequences = moved.reshape(-1, moved.shape[-2], moved.shape[-1])
-        _, h_n = self.gru(sequences)
-        return self.project(h_n[-1]).reshape(*lead, -1)
+        if _is_batched(self.gru.weight_ih_l0) or _is_batched(sequences):
+            final = self.scan(sequences)  # under vmap (seed batches): aten::gru has no batching rule
+        else:
+            final = self.gru(sequences)[1][-1]
+        return self.project(final).reshape(*lead, -1)
+
+    def scan(self, sequences: Tensor) -> Tensor:
+        """nn.GRU's final state written out step by step (PyTorch's gate order r, z, n)."""
+        g = self.gru
+        x_gates = sequences @ g.weight_ih_l0.T + g.bias_ih_l0  # all steps' input part at once
+        h = sequences.new_zeros(sequences.shape[0], g.hidden_size)
+        for t in range(sequences.shape[1]):
+            h_gates = h @ g.weight_hh_l0.T + g.bias_hh_l0
+            xr, xz, xn = x_gates[:, t].chunk(3, dim=-1)
+            hr, hz, hn = h_gates.chunk(3, dim=-1)
+            r, z = torch.sigmoid(xr + hr), torch.sigmoid(xz + hz)
+            n = torch.tanh(xn + r * hn)
+            h = torch.lerp(n, h, z)  # (1 - z) n + z h
+        return h
 
     forward = aggregate
 

@@ -91,10 +91,13 @@ def _write_report(results_dir: Path, sweep: str, echo: Any = click.echo) -> Path
 @click.option("--address", default=None, metavar="auto|HOST:PORT",
               help="Ray cluster to connect to (default: start a local Ray).")
 @click.option("--no-report", is_flag=True, help="Do not write reports/<sweep>/ afterwards.")
+@click.option("--seed-batch", is_flag=True,
+              help="Meta-train the seeds of each configuration as one vectorised job (pays on a GPU; "
+                   "on a CPU the cost is linear in seeds either way). Results are identical.")
 @click.option("--no-progress", is_flag=True, hidden=True)
 def run_command(spec_path: str | None, overrides: tuple[str, ...], executor: str, workers: int,
                 fail_fast: bool, retry_failed: bool, out_dir: str | None, address: str | None,
-                no_report: bool, no_progress: bool) -> None:
+                no_report: bool, seed_batch: bool, no_progress: bool) -> None:
     """Run SPEC (default: the embedded default sweep), skipping runs already finished."""
     try:
         spec = load_spec(spec_path, overrides)
@@ -109,7 +112,7 @@ def run_command(spec_path: str | None, overrides: tuple[str, ...], executor: str
         click.echo("error: the ray executor needs Ray: pip install 'lbpbench[ray]'", err=True)
         sys.exit(EXIT_USAGE)
     try:
-        runner = resolve_runner()
+        runner = resolve_runner(seed_batch=seed_batch)
     except (ImportError, AttributeError, ValueError) as exc:
         click.echo(f"error: cannot load the runner: {exc}", err=True)
         sys.exit(EXIT_USAGE)

@@ -79,10 +79,27 @@ def import_runner(ref: str) -> Runner:
     return getattr(importlib.import_module(module_name), attr)
 
 
-def resolve_runner(ref: str | None = None) -> Runner:
-    """`ref`, else $LBPBENCH_SWEEP_RUNNER, else the harness."""
+class HarnessSeedBatchRunner:
+    """The harness runner with seed batching on: the seeds of one configuration are meta-trained
+    as one vectorised job (`lbpbench.harness.run.run_seed_batch`), each run still written alone."""
+
+    supports_seed_batch = True
+
+    def __call__(self, config: RunConfig, out_dir: Path, *, progress: bool = False) -> RunResultLike:
+        return harness_runner(config, out_dir, progress=progress)
+
+    def run_seed_batch(self, configs: Sequence[RunConfig], out_dirs: Sequence[Path]) -> list[RunResultLike]:
+        from lbpbench.harness.run import run_seed_batch
+
+        return list(run_seed_batch(configs, out_dirs))
+
+
+def resolve_runner(ref: str | None = None, *, seed_batch: bool = False) -> Runner:
+    """`ref`, else $LBPBENCH_SWEEP_RUNNER, else the harness (seed-batching when asked)."""
     ref = ref or os.environ.get(RUNNER_ENV)
-    return import_runner(ref) if ref else harness_runner
+    if ref:
+        return import_runner(ref)
+    return HarnessSeedBatchRunner() if seed_batch else harness_runner
 
 
 # ------------------------------------------------------------------------------------------ run units

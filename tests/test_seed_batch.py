@@ -1,0 +1,166 @@
+"""Seed batches: S seeds meta-trained as one vmapped job must equal S separate runs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+from click.testing import CliRunner
+
+from lbpbench.harness import run as harness_run
+from lbpbench.harness.config import RunConfig
+from lbpbench.harness.meta_train import MetaTraining
+from lbpbench.harness.run import run_config, run_seed_batch
+from lbpbench.harness.seed_batch import SeedBatchTraining, batchable
+from lbpbench.protocol.aggregators import RNNAggregator
+from lbpbench.sweep.commands import sweep_group
+
+TINY = dict(message_size=4, hidden_size=4, mlp_widths=[32, 16], eval_tasks=6, meta_batch=2)
+
+
+def _configs(seeds: tuple[int, ...] = (0, 1), **kw: object) -> list[RunConfig]:
+    return [RunConfig(**{**TINY, **kw, "seed": s}) for s in seeds]
+
+
+def _assert_member_equals_run(member: MetaTraining, single: MetaTraining) -> None:
+    assert member.step == single.step and member.diverged == single.diverged
+    assert len(member.history) == len(single.history)
+    for a, b in zip(member.history, single.history, strict=True):
+        assert a == pytest.approx(b, rel=1e-5, abs=1e-9)
+    for (name, p), (_, q) in zip(member.net.named_parameters(), single.net.named_parameters(), strict=True):
+        torch.testing.assert_close(p, q, atol=1e-5, rtol=1e-4, msg=name)
+    if single.prior is not None:
+        for k in single.prior:
+            torch.testing.assert_close(member.prior[k], single.prior[k], atol=1e-5, rtol=1e-4)
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [
+        dict(learner="stateful", aggregator="mean"),
+        dict(learner="stateful", aggregator="rnn"),
+        dict(learner="stateless", aggregator="sum", sharing="all"),
+        dict(learner="backprop", aggregator="sum", message_size=1),
+        dict(task="sinusoid-2x10", learner="stateless", learned_prior=True),
+    ],
+    ids=["stateful-mean", "stateful-rnn", "stateless-sum-all", "backprop", "learned-prior"],
+)
+def test_seed_batch_equals_separate_runs(settings: dict, one_thread: None) -> None:
+    configs = _configs((0, 1, 2), **settings)
+    batch = SeedBatchTraining(configs)
+    for _ in range(3):
+        batch.meta_step()
+    batch.sync_members()
+    for member, config in zip(batch.members, configs, strict=True):
+        single = MetaTraining(config)
+        for _ in range(3):
+            single.meta_step()
+        _assert_member_equals_run(member, single)
+    assert batch.members[0].history != batch.members[1].history  # the seeds really differ
+
+
+def test_a_diverging_seed_stops_alone(one_thread: None) -> None:
+    probe = [MetaTraining(c) for c in _configs()]
+    first = [m.meta_step()["meta_loss"] for m in probe]
+    threshold = sum(first) / 2  # the higher seed diverges at its first step, the other may go on
+    configs = _configs(divergence_threshold=threshold)
+    batch = SeedBatchTraining(configs)
+    for _ in range(3):
+        batch.meta_step()
+    batch.sync_members()
+    assert any(m.diverged for m in batch.members)
+    for member, config in zip(batch.members, configs, strict=True):
+        single = MetaTraining(config)
+        for _ in range(3):
+            if not single.diverged:
+                single.meta_step()
+        _assert_member_equals_run(member, single)
+
+
+def test_rnn_scan_equals_torch_gru() -> None:
+    torch.manual_seed(0)
+    agg = RNNAggregator(message_size=3, rnn_hidden=5)
+    edges = torch.randn(2, 4, 6, 3)
+    torch.testing.assert_close(agg.scan(edges.reshape(-1, 6, 3)), agg.gru(edges.reshape(-1, 6, 3))[1][-1])
+    stacked = {k: torch.stack([v, v + 0.01]) for k, v in agg.state_dict().items()}
+
+    def one(state: dict, e: torch.Tensor) -> torch.Tensor:
+        return torch.func.functional_call(agg, state, (e, 2))
+
+    batched = torch.func.vmap(one)(stacked, torch.stack([edges, edges]))
+    torch.testing.assert_close(batched[0], agg.aggregate(edges, dim=2))
+
+
+def test_batchable_says_why_not() -> None:
+    assert batchable(_configs()) is None
+    assert "at least two" in batchable(_configs((0,)))
+    assert "more than their seed" in batchable([*_configs((0,)), *_configs((1,), aggregator="sum")])
+    assert "repeat" in batchable(_configs((1, 1)))
+    assert "baselines" in batchable(_configs(baseline="adam"))
+    assert "checkpointing" in batchable(_configs(checkpointing=True))
+    with pytest.raises(ValueError, match="more than their seed"):
+        SeedBatchTraining([*_configs((0,)), *_configs((1,), aggregator="sum")])
+
+
+def test_run_seed_batch_writes_what_run_config_writes_and_resumes(tmp_path: Path, one_thread: None) -> None:
+    configs = _configs(meta_steps=2, eval_every=1)
+    dirs = [tmp_path / f"batch{c.seed}" for c in configs]
+    batched = run_seed_batch(configs, dirs)
+    for config, out, result in zip(configs, dirs, batched, strict=True):
+        single = run_config(config, tmp_path / f"single{config.seed}", progress=False)
+        assert result.status == single.status == "ok"
+        assert result.final == pytest.approx(single.final, rel=1e-4)
+        names = lambda d: {p.name for p in d.iterdir()}  # noqa: E731
+        assert names(out) == names(tmp_path / f"single{config.seed}")
+        written = pd.read_parquet(out / "curves.parquet")
+        assert set(written.phase) == {"meta_train", "meta_eval", "eval"}
+    # Resume: members continue from their own checkpoints, one step more, exactly as run_config would.
+    longer = _configs(meta_steps=3, eval_every=1)
+    resumed = run_seed_batch(longer, dirs)
+    for config, result in zip(longer, resumed, strict=True):
+        alone = run_config(config, tmp_path / f"single{config.seed}", progress=False)
+        meta = lambda r: r.curves[r.curves.phase == "meta_train"].value.to_numpy()  # noqa: E731
+        assert meta(result) == pytest.approx(meta(alone), rel=1e-5)
+        assert result.curves[result.curves.phase == "meta_train"].step.max() == 3
+
+
+def test_run_seed_batch_falls_back_and_never_raises(tmp_path: Path) -> None:
+    baselines = _configs(baseline="adam", baseline_lrs=[0.01])
+    results = run_seed_batch(baselines, [tmp_path / "a", tmp_path / "b"])
+    assert [r.status for r in results] == ["ok", "ok"]
+    broken = _configs(task="sinusoid-5x10", data_dir=str(tmp_path / "missing"), learner="no-such-learner")
+    results = run_seed_batch(broken, [tmp_path / "c", tmp_path / "d"])
+    assert [r.status for r in results] == ["failed", "failed"] and "no-such-learner" in results[0].error
+    with pytest.raises(ValueError, match="output folders"):
+        run_seed_batch(_configs(), [tmp_path / "e"])
+
+
+def test_sweep_seed_batch_gives_the_same_results(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "spec.toml").write_text(
+        '[sweep]\nname = "sb"\n[fixed]\nmeta_steps = 2\neval_tasks = 4\nmeta_batch = 2\n'
+        "message_size = 4\nhidden_size = 4\nmlp_widths = [32, 16]\n"
+        '[axes]\nseed = [0, 1]\nbaselines = ["adam"]\nbaseline_lrs = [[0.01]]\n'
+    )
+    batches: list[list[int]] = []
+
+    class Recording(SeedBatchTraining):
+        def __init__(self, configs: list[RunConfig], registry: object = None) -> None:
+            batches.append([c.seed for c in configs])
+            super().__init__(configs, registry)
+
+    monkeypatch.setattr(harness_run, "SeedBatchTraining", Recording)
+    runs = {}
+    for name, extra in (("loop", []), ("batched", ["--seed-batch"])):
+        args = ["run", "spec.toml", "--out", name, "--no-report", "--no-progress", *extra]
+        result = CliRunner().invoke(sweep_group, args)
+        assert result.exit_code == 0, result.output
+        runs[name] = pd.read_parquet(tmp_path / name / "runs.parquet").sort_values("run_id")
+    loop, batched = runs["loop"], runs["batched"]
+    assert list(loop.run_id) == list(batched.run_id)  # seed batching is not part of a run's identity
+    assert list(batched.status) == ["ok"] * 4  # 2 learner seeds + 2 Adam seeds
+    assert batches == [[0, 1]]  # the learner's two seeds ran as one batch; baselines one by one
+    for a, b in zip(loop.final, batched.final, strict=True):
+        assert b == pytest.approx(a, rel=1e-4)
