@@ -96,7 +96,9 @@ def time_call(fn: Callable[[], Any], device: torch.device, rounds: int, warmup: 
 def matmul_peak(device: torch.device, rows: int = 20000, rounds: int = 5) -> dict[str, float]:
     """float32 GEMM GFLOP/s: one learner-shaped [rows,80]x[80,40] and one large square product."""
     out = {}
-    for name, (m, k, n) in {"sgemm_80x40": (rows, 80, 40), "sgemm_square": (2048, 2048, 2048)}.items():
+    square = 8192 if device.type == "cuda" else 2048  # a GPU needs a large product to reach its peak
+    out["square_size"] = float(square)
+    for name, (m, k, n) in {"sgemm_80x40": (rows, 80, 40), "sgemm_square": (square,) * 3}.items():
         a = torch.randn(m, k, device=device)
         b = torch.randn(k, n, device=device)
         t = min(time_call(lambda a=a, b=b: a @ b, device, rounds))
@@ -112,25 +114,36 @@ class Case:
     learner: str
     aggregator: str
     kind: str  # "inner" (no-grad learned step, i.e. learner evaluation) | "meta" (meta-step, full backprop)
+    compile: bool = False  # torch.compile of the inner step (its compile time is in `setup_s`)
     seconds: list[float] = field(default_factory=list)
     flops: float = 0.0
     load: float = 0.0
+    setup_s: float = 0.0  # first call (compilation, allocator warm-up), not in `seconds`
 
     @property
     def name(self) -> str:
-        return f"{self.task}/{self.learner}/{self.aggregator}/{self.kind}"
+        suffix = "+compile" if self.compile else ""
+        return f"{self.task}/{self.learner}/{self.aggregator}/{self.kind}{suffix}"
 
 
-def make_training(task: str, learner: str, aggregator: str, device: str, **overrides: Any) -> Any:
-    """A MetaTraining for one benchmark case (backprop needs message size 1)."""
+def bench_config(task: str, learner: str, aggregator: str, device: str, **overrides: Any) -> Any:
+    """The RunConfig of one benchmark case (backprop needs message size 1)."""
     from lbpbench.harness.config import RunConfig
-    from lbpbench.harness.meta_train import MetaTraining
 
     options: dict[str, Any] = {"message_size": 1} if learner == "backprop" else {}
     options.update(overrides)
-    return MetaTraining(
-        RunConfig(task=task, learner=learner, aggregator=aggregator, device=device, meta_steps=1, **options)
+    return RunConfig(
+        task=task, learner=learner, aggregator=aggregator, device=device, meta_steps=1, **options
     )
+
+
+def make_training(
+    task: str, learner: str, aggregator: str, device: str, compile: bool = False, **overrides: Any
+) -> Any:
+    """A MetaTraining for one benchmark case."""
+    from lbpbench.harness.meta_train import MetaTraining
+
+    return MetaTraining(bench_config(task, learner, aggregator, device, **overrides), compile=compile)
 
 
 def inner_step_fn(mt: Any, n_tasks: int | None = None) -> tuple[Callable[[], Any], float]:
@@ -154,19 +167,44 @@ def meta_step_flops(mt: Any) -> float:
 
 
 def run_case(case: Case, device: str, rounds: int) -> Case:
-    mt = make_training(case.task, case.learner, case.aggregator, device)
+    mt = make_training(case.task, case.learner, case.aggregator, device, compile=case.compile)
     dev = mt.device
     if case.kind == "inner":
         fn, case.flops = inner_step_fn(mt)
     else:
         fn, case.flops = mt.meta_step, meta_step_flops(mt)
+    case.setup_s = time_call(fn, dev, rounds=1, warmup=0)[0]
     case.seconds = time_call(fn, dev, rounds)
     case.load = os.getloadavg()[0]
     return case
 
 
-def default_cases(quick: bool) -> list[Case]:
+def seed_scaling(task: str, device: str, seeds: int, rounds: int = 3, **overrides: Any) -> dict[str, Any]:
+    """Meta-step time of one seed against `seeds` seeds of the same configuration run as one
+    vectorised seed batch (stateful learner, mean aggregator)."""
+    from lbpbench.harness.seed_batch import SeedBatchTraining
+
+    one = make_training(task, "stateful", "mean", device, **overrides)
+    configs = [bench_config(task, "stateful", "mean", device, seed=s, **overrides) for s in range(seeds)]
+    batch = SeedBatchTraining(configs)
+    one_s = min(time_call(one.meta_step, one.device, rounds))
+    batch_s = min(time_call(batch.meta_step, batch.device, rounds))
+    loop_s = seeds * one_s
+    return {
+        "task": task,
+        "seeds": seeds,
+        "one_seed_s": one_s,
+        "batch_s": batch_s,
+        "ratio": batch_s / one_s,
+        "loop_s": loop_s,
+        "load": os.getloadavg()[0],
+    }
+
+
+def default_cases(quick: bool, compile: bool = False) -> list[Case]:
     cases = []
+    if compile:  # the compiled path on the issue's headline case (each compile takes minutes on a CPU)
+        cases += [Case("sinusoid-5x10", "stateful", "mean", kind, compile=True) for kind in ("inner", "meta")]
     learners = ("stateful", "backprop") if quick else LEARNERS
     for task in TASKS:
         for learner in learners:
@@ -228,12 +266,27 @@ print(json.dumps({{"peak_rss_mb": probe.peak, "step_delta_mb": probe.peak - prob
 
 
 def meta_step_memory(
-    task: str, learner: str = "stateful", aggregator: str = "mean", checkpointing: bool = False
+    task: str,
+    learner: str = "stateful",
+    aggregator: str = "mean",
+    checkpointing: bool = False,
+    device: str = "cpu",
 ) -> dict[str, float]:
-    """Peak RSS of one CPU meta-step in a fresh process, sampled every millisecond.
-
-    `step_delta_mb` is the step's own memory (peak minus the trimmed RSS it started from);
-    `peak_rss_mb` adds the process (torch, data, learners)."""
+    """Peak memory of one meta-step. CPU: peak RSS in a fresh process, sampled every millisecond;
+    `step_delta_mb` is the step's own memory (peak minus the trimmed RSS it started from),
+    `peak_rss_mb` adds the process (torch, data, learners). CUDA: the allocator's peak, in the
+    same two fields (the step's own and the whole device's)."""
+    if device == "cuda":
+        dev = torch.device("cuda")
+        mt = make_training(task, learner, aggregator, device, checkpointing=checkpointing)
+        mt.meta_step()
+        torch.cuda.synchronize(dev)
+        base = torch.cuda.memory_allocated(dev)
+        torch.cuda.reset_peak_memory_stats(dev)
+        mt.meta_step()
+        torch.cuda.synchronize(dev)
+        peak = torch.cuda.max_memory_allocated(dev)
+        return {"peak_rss_mb": peak / 2**20, "step_delta_mb": (peak - base) / 2**20}
     code = _MEMORY_SCRIPT.format(
         threads=torch.get_num_threads(),
         task=task,
@@ -272,21 +325,57 @@ print(json.dumps({{"seconds": min(times), "step_delta_mb": probe.peak - probe.ba
 )
 
 
+def growth_point_in_process(batch: int, hidden: int, rounds: int, device: str = "cuda") -> dict[str, float]:
+    """One cost-growth point in this process: synchronised times and, on a GPU, the allocator's
+    peak (step_delta_mb is NaN on the CPU, where the fresh-process script measures memory)."""
+    from lbpbench.protocol.builder import build_network
+    from lbpbench.protocol.spec import NetworkSpec
+
+    dev = torch.device(device)
+    spec = NetworkSpec(1, (hidden, hidden, 1), "relu", "identity", "l2")
+    net = build_network(spec, learner="stateful").to(dev)
+    params = {
+        k: v.to(dev).requires_grad_() for k, v in net.init_params(1, torch.Generator().manual_seed(0)).items()
+    }
+    carries = net.init_carries(1, batch, device=dev)
+    x, y = torch.randn(1, batch, 1, device=dev), torch.randn(1, batch, 1, device=dev)
+
+    def step() -> None:
+        out = net.inner_step(params, carries, x, y)
+        sum(v.sum() for v in out.params.values()).backward()
+
+    seconds = min(time_call(step, dev, rounds, warmup=2))
+    if dev.type != "cuda":
+        return {"seconds": seconds, "step_delta_mb": float("nan")}
+    base = torch.cuda.memory_allocated(dev)
+    torch.cuda.reset_peak_memory_stats(dev)
+    step()
+    torch.cuda.synchronize(dev)
+    return {"seconds": seconds, "step_delta_mb": (torch.cuda.max_memory_allocated(dev) - base) / 2**20}
+
+
 def cost_growth(
     batches: tuple[int, ...] = (5, 10, 20, 40, 80),
     hiddens: tuple[int, ...] = (10, 20, 40, 80),
     rounds: int = 3,
+    device: str = "cpu",
 ) -> list[dict[str, Any]]:
     """Inner step (forward + backward, stateful learner) time and memory of a 1-h-h-1 net against
-    batch size (h = 20) and against synapse count (B = 10); a fresh process per point for memory."""
+    batch size (h = 20) and against synapse count (B = 10); on the CPU a fresh process per point
+    for memory."""
     rows = []
     points = [(b, 20) for b in batches] + [(10, h) for h in hiddens if h != 20]
+    if device == "cuda":  # a GPU has room for much larger nets: go on growing
+        points += [(b, 20) for b in (320, 1280)] + [(10, h) for h in (160, 320)]
     for batch, hidden in points:
-        code = _GROWTH_SCRIPT.format(
-            threads=torch.get_num_threads(), hidden=hidden, batch=batch, rounds=rounds
-        )
-        done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-        result = json.loads(done.stdout.strip().splitlines()[-1])
+        if device == "cuda":
+            result = growth_point_in_process(batch, hidden, rounds)
+        else:
+            code = _GROWTH_SCRIPT.format(
+                threads=torch.get_num_threads(), hidden=hidden, batch=batch, rounds=rounds
+            )
+            done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+            result = json.loads(done.stdout.strip().splitlines()[-1])
         synapses = hidden + hidden * hidden + hidden
         rows.append(
             {
@@ -339,46 +428,78 @@ def summary_markdown(result: dict[str, Any]) -> str:
         f"device {env['device']} ({env['device_type']}), torch {env['torch']}, {env['threads']} threads, "
         f"load average at start {env['loadavg'][0]:.2f}",
         f"float32 matmul peak: {peak:.1f} GFLOP/s (learner-shaped [20000,80]x[80,40]: "
-        f"{result['peak']['sgemm_80x40']:.1f}, 2048² square: {result['peak']['sgemm_square']:.1f})",
+        f"{result['peak']['sgemm_80x40']:.1f}, {result['peak'].get('square_size', 2048):.0f}² square: "
+        f"{result['peak']['sgemm_square']:.1f})",
         "",
-        "| path | median s | min s | GFLOP (analytic) | GFLOP/s (min) | % of peak | load |",
-        "|---|---:|---:|---:|---:|---:|---:|",
+        "| path | median s | min s | first call s | GFLOP (analytic) | GFLOP/s (min) | % of peak | load |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for c in result["cases"]:
         best = min(c["seconds"])
         rate = c["flops"] / best / 1e9
         pct = f"{100 * rate / peak:.0f}" if c["flops"] else "–"
         lines.append(
-            f"| {c['name']} | {statistics.median(c['seconds']):.4f} | {best:.4f} | {c['flops'] / 1e9:.3f} "
-            f"| {rate:.1f} | {pct} | {c['load']:.2f} |"
+            f"| {c['name']} | {statistics.median(c['seconds']):.4f} | {best:.4f} | {c.get('setup_s', 0):.2f} "
+            f"| {c['flops'] / 1e9:.3f} | {rate:.1f} | {pct} | {c['load']:.2f} |"
         )
     if result.get("memory"):
-        lines += ["", "| meta-step memory (fresh process) | peak RSS MB | step delta MB |", "|---|---:|---:|"]
+        gpu = env["device_type"] == "cuda"
+        head = "allocator peak MB" if gpu else "peak RSS MB"
+        lines += ["", f"| meta-step memory ({'GPU' if gpu else 'fresh process'}) | {head} | step delta MB |"]
+        lines.append("|---|---:|---:|")
         for name, m in result["memory"].items():
             lines.append(f"| {name} | {m['peak_rss_mb']:.0f} | {m['step_delta_mb']:.0f} |")
+    if result.get("seed_scaling"):
+        lines += [
+            "",
+            "| seed batch (stateful/mean meta-step) | seeds | one seed s | batch s | batch / one seed "
+            "| loop of seeds s | load |",
+            "|---|---:|---:|---:|---:|---:|---:|",
+        ]
+        for r in result["seed_scaling"]:
+            lines.append(
+                f"| {r['task']} | {r['seeds']} | {r['one_seed_s']:.4f} | {r['batch_s']:.4f} "
+                f"| {r['ratio']:.2f} | {r['loop_s']:.4f} | {r['load']:.2f} |"
+            )
     return "\n".join(lines)
 
 
 def run_benchmarks(
-    device: str = "cpu", quick: bool = False, rounds: int | None = None, memory: bool = True
+    device: str = "cpu",
+    quick: bool = False,
+    rounds: int | None = None,
+    memory: bool = True,
+    compile: bool = False,
+    seeds: int = 0,
 ) -> dict[str, Any]:
-    """Peak, every path, and (CPU) the mnist-20x8 stateful meta-step memory with and without
-    checkpointing; the peak is measured in the same run so fractions are comparable."""
+    """Peak, every path, the mnist-20x8 stateful meta-step memory with and without checkpointing,
+    and (seeds > 1) one seed against a seed batch; the peak is measured in the same run so
+    fractions are comparable."""
+    from lbpbench.harness.allocator import retain_freed_memory
+
+    retain_freed_memory()
     dev = torch.device(device)
     rounds = rounds or (3 if quick else 5)
     result: dict[str, Any] = {"environment": environment(dev), "peak": matmul_peak(dev)}
     cases = []
-    for case in default_cases(quick):
+    for case in default_cases(quick, compile):
         case_rounds = 2 if case.task == "mnist-784-100" else rounds
         c = run_case(case, device, case_rounds)
         click.echo(f"{c.name}: min {min(c.seconds):.4f} s (load {c.load:.2f})", err=True)
         cases.append({**asdict(c), "name": c.name})
     result["cases"] = cases
-    if memory and dev.type == "cpu":
+    if memory:
         result["memory"] = {
-            f"mnist-20x8/stateful checkpointing={ck}": meta_step_memory("mnist-20x8", checkpointing=ck)
+            f"mnist-20x8/stateful checkpointing={ck}": meta_step_memory(
+                "mnist-20x8", checkpointing=ck, device=device
+            )
             for ck in (True, False)
         }
+    if seeds > 1:
+        tasks = ("sinusoid-5x10", "mnist-20x8") if dev.type == "cuda" else ("sinusoid-5x10",)
+        result["seed_scaling"] = [seed_scaling(task, device, seeds) for task in tasks]
+        for row in result["seed_scaling"]:
+            click.echo(f"{row['task']} {seeds} seeds: {row['ratio']:.2f}x one seed", err=True)
     return result
 
 
@@ -389,6 +510,10 @@ def run_benchmarks(
 @click.option("--threads", type=int, default=None, help="torch intra-op threads (default: torch's).")
 @click.option("--no-memory", is_flag=True, help="Skip the fresh-process memory measurements.")
 @click.option("--growth", is_flag=True, help="Also print the cost-growth table (batch, synapses).")
+@click.option("--compile", "compile_", is_flag=True, help="Add torch.compile'd sinusoid stateful paths.")
+@click.option(
+    "--seeds", type=click.IntRange(min=0), default=0, help="Also time N seeds as one seed batch vs one seed."
+)
 @click.option(
     "--out", "out", type=click.Path(dir_okay=False), default=None, help="Write FILE.json or FILE.md."
 )
@@ -399,6 +524,8 @@ def bench_command(
     threads: int | None,
     no_memory: bool,
     growth: bool,
+    compile_: bool,
+    seeds: int,
     out: str | None,
 ) -> None:
     """Time every engine path and print it against the same run's float32 matmul peak."""
@@ -406,10 +533,10 @@ def bench_command(
         raise click.UsageError("--device cuda: no CUDA device is available")
     if threads:
         torch.set_num_threads(threads)
-    result = run_benchmarks(device, quick, rounds, memory=not no_memory)
+    result = run_benchmarks(device, quick, rounds, memory=not no_memory, compile=compile_, seeds=seeds)
     text = summary_markdown(result)
     if growth:
-        result["cost_growth"] = cost_growth()
+        result["cost_growth"] = cost_growth(device=device)
         text += "\n\n" + cost_growth_markdown(result["cost_growth"])
     click.echo(text)
     if out:
