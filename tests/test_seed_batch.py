@@ -164,3 +164,21 @@ def test_sweep_seed_batch_gives_the_same_results(tmp_path: Path, monkeypatch: py
     assert batches == [[0, 1]]  # the learner's two seeds ran as one batch; baselines one by one
     for a, b in zip(loop.final, batched.final, strict=True):
         assert b == pytest.approx(a, rel=1e-4)
+
+
+def test_run_seed_batch_matches_run_config_through_divergence(tmp_path: Path, one_thread: None) -> None:
+    """Meta-eval rows and meta-curves of a batch with a diverging seed equal those of single runs."""
+    probe = [MetaTraining(c) for c in _configs()]
+    threshold = sum(m.meta_step()["meta_loss"] for m in probe) / 2
+    configs = _configs(meta_steps=3, eval_every=1, divergence_threshold=threshold)
+    batched = run_seed_batch(configs, [tmp_path / f"b{c.seed}" for c in configs])
+    assert any(r.status == "diverged" for r in batched)
+    for config, result in zip(configs, batched, strict=True):
+        single = run_config(config, tmp_path / f"s{config.seed}", progress=False)
+        assert result.status == single.status
+        for phase in ("meta_train", "meta_eval"):
+            a = result.curves[result.curves.phase == phase].reset_index(drop=True)
+            b = single.curves[single.curves.phase == phase].reset_index(drop=True)
+            assert list(a.step) == list(b.step) and list(a.metric) == list(b.metric)
+            expected = b.value.to_numpy(dtype=float)
+            assert a.value.to_numpy(dtype=float) == pytest.approx(expected, rel=1e-4, nan_ok=True)

@@ -356,13 +356,16 @@ def _seed_batch_loop(
 
     last_save = time.monotonic()
     while not batch.done:
+        stepping = batch.live()
         metrics = batch.meta_step()
         bar.update(1)
         bar.set_postfix(meta_loss=f"{min(m['meta_loss'] for m in metrics):.4g} (best seed)")
-        if config.eval_every and batch.step % config.eval_every == 0:
+        # As run_learned does per run: evaluate when a member that stepped is at a multiple.
+        due = [i for i in stepping if config.eval_every and batch.members[i].step % config.eval_every == 0]
+        if due:
             batch.sync_members()
-            for i, member in enumerate(batch.members):
-                meta_evals[i] += _meta_eval(member, config)
+            for i in due:
+                meta_evals[i] += _meta_eval(batch.members[i], config)
         if time.monotonic() - last_save > CHECKPOINT_SECONDS:
             save()
             last_save = time.monotonic()

@@ -169,9 +169,8 @@ class SeedBatchTraining:
         losses = self.meta_losses()
         values = losses.detach().cpu().tolist()
         live = []
-        for i, (m, (loss, _, _)) in enumerate(zip(self.members, values, strict=True)):
-            if m.diverged or m.step >= m.config.meta_steps:
-                continue
+        for i in self.live():
+            m, loss = self.members[i], values[i][0]
             if not math.isfinite(loss) or loss > m.config.divergence_threshold:
                 m.diverged = True
             else:
@@ -208,9 +207,15 @@ class SeedBatchTraining:
             m.history.append([float(m.step), v["meta_loss"], v["hint_loss"], v["heldout_loss"]])
         return metrics
 
+    def live(self) -> list[int]:
+        """Members still meta-training (not diverged, steps left)."""
+        return [i for i, m in enumerate(self.members) if not (m.diverged or m.step >= m.config.meta_steps)]
+
     @property
     def step(self) -> int:
-        return min(m.step for m in self.members)
+        """Meta-steps done by the live members (they step together); the furthest once none is."""
+        live = self.live()
+        return self.members[live[0]].step if live else max(m.step for m in self.members)
 
     @property
     def done(self) -> bool:
