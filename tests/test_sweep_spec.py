@@ -113,6 +113,14 @@ def test_set_overrides_replace_axes_and_fixed() -> None:
     assert {c.meta_lr for c in configs} == {1e-3}
 
 
+def test_set_of_one_value_stays_fixed_so_baselines_get_it() -> None:
+    spec = parse(BASE + 'baselines = ["adam"]\n', ("baseline_lrs=[0.01]", "device=cuda"))
+    configs = spec.expand()
+    assert any(c.baseline == "adam" for c in configs)
+    assert all(c.baseline_lrs == [0.01] and c.device == "cuda" for c in configs)
+    assert spec.fixed["baseline_lrs"] == [0.01] and "baseline_lrs" not in spec.axes
+
+
 @pytest.mark.parametrize(
     ("item", "expected"),
     [
@@ -213,7 +221,9 @@ def test_unknown_component_lists_registered_names(cli: CliRunner, tmp_path: Path
     assert "registered: mean, rnn, sum" in result.output
 
 
-@pytest.mark.parametrize("item", ["sed=0,1", "seed=a,b", "message_size=", "aggregator=median2"])
+@pytest.mark.parametrize(
+    "item", ["sed=0,1", "seed=a,b", "message_size=", "aggregator=median2", "baseline_lrs=[[0.01]]"]
+)
 def test_bad_set_exit_2(item: str, cli: CliRunner, tmp_path: Path) -> None:
     (tmp_path / "ok.toml").write_text(BASE)
     result = cli.invoke(sweep_group, ["run", "ok.toml", "--set", item, "--out", "out", "--no-report"])

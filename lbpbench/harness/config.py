@@ -89,8 +89,14 @@ def _check_type(name: str, value: Any, annotation: str) -> str | None:
         return f"{name} must be true or false, got {value!r}"
     if base == "str" and not isinstance(value, str):
         return f"{name} must be a string, got {value!r}"
-    if base.startswith("list[") and not isinstance(value, list | tuple):
-        return f"{name} must be a list, got {value!r}"
+    if base.startswith("list["):
+        if not isinstance(value, list | tuple):
+            return f"{name} must be a list, got {value!r}"
+        item = base[len("list[") : -1]
+        for v in value:
+            problem = _check_type(f"every item of {name}", v, item)
+            if problem is not None:
+                return problem
     return None
 
 

@@ -80,7 +80,8 @@ def _write_report(results_dir: Path, sweep: str, echo: Any = click.echo) -> Path
 @sweep_group.command("run")
 @click.argument("spec_path", metavar="[SPEC]", required=False, type=click.Path(dir_okay=False))
 @click.option("--set", "overrides", multiple=True, metavar="AXIS=V1,V2",
-              help="Replace an axis (or fixed value); values in TOML syntax, bare words are strings.")
+              help="Replace an axis, or with one value a [fixed] setting (baselines get it too); values "
+                   "in TOML syntax, bare words are strings.")
 @click.option("--executor", type=click.Choice(["local", "ray"]), default="local", show_default=True)
 @click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
               help="Local worker processes (torch threads are divided between them).")

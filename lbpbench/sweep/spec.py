@@ -144,10 +144,10 @@ def parse_spec(text: str, *, source: str | None = None, overrides: Iterable[str]
         line = int(m.group(1)) if m else (len(text.splitlines()) or None)
         raise SpecError(f"invalid TOML: {exc}", line=line, source=source) from exc
     lines = _Lines(text)
-    from_set: dict[str, str] = {}  # axis -> the --set item that replaced it
+    from_set: dict[str, str] = {}  # axis or fixed key -> the --set item that replaced it
 
     def err(msg: str, key: str | None, section: str | None = None, occurrence: int = 0) -> SpecError:
-        if key in from_set and section == "axes":
+        if key in from_set and section in ("axes", "fixed"):
             return SpecError(msg, key=key, source=f"--set {from_set[key]}")
         return SpecError(msg, key=key, line=lines.find(key, section, occurrence) if key else None,
                          source=source)
@@ -221,8 +221,11 @@ def parse_spec(text: str, *, source: str | None = None, overrides: Iterable[str]
             raise serr(f"--set {key}= gives no values")
         for v in values:
             _check_value("baseline" if key == BASELINES_AXIS else key, v, serr)
-        fixed.pop(key, None)
-        axes[key] = values
+        if key in axes or len(values) > 1 or key == BASELINES_AXIS:
+            fixed.pop(key, None)
+            axes[key] = values
+        else:  # one value for a fixed setting stays fixed, so baseline runs get it too
+            fixed[key] = values[0]
         from_set[key] = item
 
     baselines = axes.pop(BASELINES_AXIS, [])
