@@ -182,3 +182,24 @@ def test_run_seed_batch_matches_run_config_through_divergence(tmp_path: Path, on
             assert list(a.step) == list(b.step) and list(a.metric) == list(b.metric)
             expected = b.value.to_numpy(dtype=float)
             assert a.value.to_numpy(dtype=float) == pytest.approx(expected, rel=1e-4, nan_ok=True)
+
+
+def test_sweep_runner_execution_options(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    import pickle
+
+    from lbpbench.sweep.executors import harness_runner, resolve_runner
+
+    monkeypatch.delenv("LBPBENCH_SWEEP_RUNNER", raising=False)
+    calls: list[bool] = []
+
+    def fake_run_config(config: RunConfig, out_dir: Path, *, progress: bool, compile: bool) -> str:
+        calls.append(compile)
+        return "result"
+
+    monkeypatch.setattr(harness_run, "run_config", fake_run_config)
+    assert resolve_runner() is harness_runner
+    compiled = resolve_runner(compile=True)
+    assert compiled(_configs((0,))[0], tmp_path) == "result" and calls == [True]
+    assert not compiled.supports_seed_batch
+    batching = pickle.loads(pickle.dumps(resolve_runner(seed_batch=True)))  # process-pool workers
+    assert batching.supports_seed_batch and not batching.compile

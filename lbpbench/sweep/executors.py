@@ -61,14 +61,16 @@ class Runner(Protocol):
     def __call__(self, config: RunConfig, out_dir: Path) -> RunResultLike: ...
 
 
-def harness_runner(config: RunConfig, out_dir: Path, *, progress: bool = False) -> RunResultLike:
+def harness_runner(
+    config: RunConfig, out_dir: Path, *, progress: bool = False, compile: bool = False
+) -> RunResultLike:
     """The default runner: `lbpbench.harness.run_config`, imported on first use."""
     try:  # lazy: keeps `sweep status/ls` and workers light
         from lbpbench.harness import run_config
     except ImportError:  # the harness package does not re-export it (yet)
         from lbpbench.harness.run import run_config
 
-    return run_config(config, out_dir, progress=progress)
+    return run_config(config, out_dir, progress=progress, compile=compile)
 
 
 def import_runner(ref: str) -> Runner:
@@ -79,14 +81,18 @@ def import_runner(ref: str) -> Runner:
     return getattr(importlib.import_module(module_name), attr)
 
 
-class HarnessSeedBatchRunner:
-    """The harness runner with seed batching on: the seeds of one configuration are meta-trained
-    as one vectorised job (`lbpbench.harness.run.run_seed_batch`), each run still written alone."""
+class HarnessRunner:
+    """The harness runner with execution options that are not part of a run's identity:
+    `seed_batch` meta-trains the seeds of one configuration as one vectorised job
+    (`lbpbench.harness.run.run_seed_batch`, each run still written alone); `compile` runs the
+    inner step through torch.compile (single runs only: a seed batch is vmapped eagerly)."""
 
-    supports_seed_batch = True
+    def __init__(self, seed_batch: bool = False, compile: bool = False) -> None:
+        self.supports_seed_batch = seed_batch
+        self.compile = compile
 
     def __call__(self, config: RunConfig, out_dir: Path, *, progress: bool = False) -> RunResultLike:
-        return harness_runner(config, out_dir, progress=progress)
+        return harness_runner(config, out_dir, progress=progress, compile=self.compile)
 
     def run_seed_batch(self, configs: Sequence[RunConfig], out_dirs: Sequence[Path]) -> list[RunResultLike]:
         from lbpbench.harness.run import run_seed_batch
@@ -94,12 +100,12 @@ class HarnessSeedBatchRunner:
         return list(run_seed_batch(configs, out_dirs))
 
 
-def resolve_runner(ref: str | None = None, *, seed_batch: bool = False) -> Runner:
-    """`ref`, else $LBPBENCH_SWEEP_RUNNER, else the harness (seed-batching when asked)."""
+def resolve_runner(ref: str | None = None, *, seed_batch: bool = False, compile: bool = False) -> Runner:
+    """`ref`, else $LBPBENCH_SWEEP_RUNNER, else the harness (with the execution options asked for)."""
     ref = ref or os.environ.get(RUNNER_ENV)
     if ref:
         return import_runner(ref)
-    return HarnessSeedBatchRunner() if seed_batch else harness_runner
+    return HarnessRunner(seed_batch, compile) if seed_batch or compile else harness_runner
 
 
 # ------------------------------------------------------------------------------------------ run units
