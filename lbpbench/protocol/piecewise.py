@@ -21,19 +21,15 @@ def glorot_uniform(fan_in: int, fan_out: int, generator: torch.Generator | None 
 
 def project_pieces(pieces: list[Tensor], widths: list[int], kernel: Tensor, bias: Tensor | None) -> Tensor:
     """sum_i pieces[i] @ kernel[rows of i] (+ bias), broadcasting the pieces against each other."""
+    if sum(widths) != kernel.shape[0]:
+        raise ValueError(f"pieces have {sum(widths)} features but the kernel expects {kernel.shape[0]}")
+    # One split (one backward node) instead of a slice per piece, whose backward each zero-fills
+    # a kernel-sized gradient; width-1 rows are squeezed (a view), not selected.
+    blocks = kernel.split(widths, dim=0)
     out: Tensor | None = None
-    offset = 0
     # Add the smaller pieces first so only the last addition allocates at full instance shape.
-    order = sorted(range(len(pieces)), key=lambda i: pieces[i].numel())
-    starts = []
-    for w in widths:
-        starts.append(offset)
-        offset += w
-    if offset != kernel.shape[0]:
-        raise ValueError(f"pieces have {offset} features but the kernel expects {kernel.shape[0]}")
-    for i in order:
-        rows = kernel[starts[i] : starts[i] + widths[i]]
-        term = pieces[i] * rows[0] if widths[i] == 1 else pieces[i] @ rows
+    for i in sorted(range(len(pieces)), key=lambda i: pieces[i].numel()):
+        term = pieces[i] * blocks[i].squeeze(0) if widths[i] == 1 else pieces[i] @ blocks[i]
         if out is None:
             out = term if bias is None else term + bias
         else:
