@@ -302,32 +302,21 @@ def meta_step_memory(
 _GROWTH_SCRIPT = (
     _RSS_PROBE
     + """
-import json, time, torch
-from lbpbench.protocol.builder import build_network
-from lbpbench.protocol.spec import NetworkSpec
+import json, torch
+from lbpbench.bench import growth_step, time_call
 torch.set_num_threads({threads})
-net = build_network(NetworkSpec(1, ({hidden}, {hidden}, 1), "relu", "identity", "l2"), learner="stateful")
-params = {{k: v.requires_grad_() for k, v in net.init_params(1, torch.Generator().manual_seed(0)).items()}}
-carries = net.init_carries(1, {batch})
-x, y = torch.randn(1, {batch}, 1), torch.randn(1, {batch}, 1)
-times = []
-for _ in range({rounds}):
-    t = time.perf_counter()
-    out = net.inner_step(params, carries, x, y)
-    sum(v.sum() for v in out.params.values()).backward()
-    times.append(time.perf_counter() - t)
-    del out
+step = growth_step({batch}, {hidden}, "cpu")
+seconds = min(time_call(step, torch.device("cpu"), {rounds}, warmup=2))
 with PeakRSS() as probe:
-    out = net.inner_step(params, carries, x, y)
-    sum(v.sum() for v in out.params.values()).backward()
-print(json.dumps({{"seconds": min(times), "step_delta_mb": probe.peak - probe.base}}))
+    step()
+print(json.dumps({{"seconds": seconds, "step_delta_mb": probe.peak - probe.base}}))
 """
 )
 
 
-def growth_point_in_process(batch: int, hidden: int, rounds: int, device: str = "cuda") -> dict[str, float]:
-    """One cost-growth point in this process: synchronised times and, on a GPU, the allocator's
-    peak (step_delta_mb is NaN on the CPU, where the fresh-process script measures memory)."""
+def growth_step(batch: int, hidden: int, device: str) -> Callable[[], None]:
+    """One learned inner step, forward and backward, of a 1-h-h-1 net (stateful learner, one
+    task, batch `batch`): the unit whose cost the growth table follows."""
     from lbpbench.protocol.builder import build_network
     from lbpbench.protocol.spec import NetworkSpec
 
@@ -344,6 +333,14 @@ def growth_point_in_process(batch: int, hidden: int, rounds: int, device: str = 
         out = net.inner_step(params, carries, x, y)
         sum(v.sum() for v in out.params.values()).backward()
 
+    return step
+
+
+def growth_point_in_process(batch: int, hidden: int, rounds: int, device: str = "cuda") -> dict[str, float]:
+    """One cost-growth point in this process: synchronised times and, on a GPU, the allocator's
+    peak (step_delta_mb is NaN on the CPU, where the fresh-process script measures memory)."""
+    dev = torch.device(device)
+    step = growth_step(batch, hidden, device)
     seconds = min(time_call(step, dev, rounds, warmup=2))
     if dev.type != "cuda":
         return {"seconds": seconds, "step_delta_mb": float("nan")}

@@ -141,10 +141,9 @@ def _finish(
     final = _final(evaluation, trainer.family.inner_steps)
     status_final = dict(final)
     for task in config.transfer_tasks:
-        transferred = _transfer(trainer, task, registry, config)
+        transferred, horizon = _transfer(trainer, task, registry, config)
         frames.append(transferred.curves(phase=f"transfer:{task}"))
-        family = make_family(config, registry, task)
-        final.update({f"{k}@{task}": v for k, v in _final(transferred, family.inner_steps).items()})
+        final.update({f"{k}@{task}": v for k, v in _final(transferred, horizon).items()})
     curves = pd.concat(frames)
     final_ok = all(math.isfinite(v) for v in status_final.values())
     status = "diverged" if trainer.diverged or not final_ok else "ok"
@@ -153,8 +152,11 @@ def _finish(
     )
 
 
-def _transfer(trainer: MetaTraining, task: str, registry: Any, config: RunConfig) -> Evaluation:
-    """The trained learner, unchanged, on another task's network (MPLP.md §6 transfer rows).
+def _transfer(
+    trainer: MetaTraining, task: str, registry: Any, config: RunConfig
+) -> tuple[Evaluation, int]:
+    """The trained learner, unchanged, on another task's network (MPLP.md §6 transfer rows), and
+    that task's trained horizon.
 
     Node types may differ (e.g. step instead of sigmoid): learners keyed by node kind are renamed.
     """
@@ -163,7 +165,8 @@ def _transfer(trainer: MetaTraining, task: str, registry: Any, config: RunConfig
     old, new = trainer.family.network.activation, family.network.activation
     state = {k.replace(f"{old}_learner", f"{new}_learner"): v for k, v in trainer.net.state_dict().items()}
     net.load_state_dict(state)
-    return evaluate(net, family, LearnedStepper(net), n_tasks=config.eval_tasks, device=trainer.device)
+    evaluation = evaluate(net, family, LearnedStepper(net), n_tasks=config.eval_tasks, device=trainer.device)
+    return evaluation, family.inner_steps
 
 
 def _optimizee(family: Any, registry: Any) -> Any:
@@ -328,8 +331,9 @@ def run_seed_batch(
     except Exception:  # noqa: BLE001 - a sweep records failures instead of stopping
         error = traceback.format_exc()
         results = [RunResult("failed", error=error, device=c.device) for c in configs]
+    share = (time.monotonic() - started) / len(configs)
     for result, out in zip(results, outs, strict=True):
-        result.wall_time_s = (time.monotonic() - started) / len(configs)
+        result.wall_time_s = share
         _write_curves(result, out)
     return results
 

@@ -20,8 +20,7 @@ from torch import Tensor, nn
 from torch.func import functional_call, stack_module_state, vmap
 
 from lbpbench.harness.config import RunConfig
-from lbpbench.harness.meta_train import MetaTraining, resolve_registry
-from lbpbench.harness.unroll import unroll
+from lbpbench.harness.meta_train import MetaTraining, meta_loss_terms, resolve_registry
 from lbpbench.protocol.network import MessagePassingNetwork
 
 
@@ -58,14 +57,7 @@ class _MetaLoss(nn.Module):
         eval_x: Tensor,
         eval_y: Tensor,
     ) -> Tensor:
-        out = unroll(self.net, init, train_x, train_y, truncation=self.config.truncation)
-        heldout = self.net.loss(out.params, eval_x, eval_y).mean()
-        hint = torch.stack(out.hint_losses).mean()
-        if self.config.meta_loss == "mixed":
-            loss = self.config.hint_weight * hint + (1 - self.config.hint_weight) * heldout
-        else:
-            loss = heldout
-        return torch.stack([loss, hint, heldout])
+        return torch.stack(meta_loss_terms(self.net, self.config, init, train_x, train_y, eval_x, eval_y))
 
 
 class SeedBatchTraining:
@@ -87,8 +79,8 @@ class SeedBatchTraining:
         """Stack every member's learner weights, prior and Adam state (again after members were
         loaded from checkpoints)."""
         params, buffers = stack_module_state([m.net for m in self.members])
-        self.names = [n for n, p in self.members[0].net.named_parameters() if p.requires_grad]
-        self.params = {n: params[n].detach().requires_grad_() for n in self.names}
+        names = [n for n, p in self.members[0].net.named_parameters() if p.requires_grad]
+        self.params = {n: params[n].detach().requires_grad_() for n in names}
         self.frozen = {n: v.detach() for n, v in params.items() if n not in self.params}
         self.buffers = buffers
         self.prior: dict[str, Tensor] = {}
@@ -139,13 +131,14 @@ class SeedBatchTraining:
         """Each member draws its tasks and initial parameters from its own generator, in the order
         a single run does, so seed i sees exactly the data of a separate run with that seed."""
         inits, data = [], []
+        prior = self.members[0].prior is not None
         for m in self.members:
             tasks = m.family.sample(m.meta_batch, m.generator, split="train").to(self.device)
-            init = None if m.prior is not None else m.initial_params(m.meta_batch)
-            inits.append(init)
             data.append((tasks.train_x, tasks.train_y, tasks.eval_x, tasks.eval_y))
+            if not prior:  # a learned prior replaces the pool draw, as in a single run
+                inits.append(m.initial_params(m.meta_batch))
         stacked = [torch.stack([d[j] for d in data]) for j in range(4)]
-        if self.members[0].prior is not None:
+        if prior:
             n = self.members[0].meta_batch
             init = {k.replace("/", "."): v.expand(-1, n, *v.shape[2:]) for k, v in self.prior.items()}
         else:
@@ -181,9 +174,9 @@ class SeedBatchTraining:
         losses[live, 0].sum().backward()
         trainable = [p for p in self.trainable_parameters() if p.grad is not None]
         per_seed = [torch.isfinite(p.grad).reshape(len(self.members), -1).all(1) for p in trainable]
-        finite = torch.stack(per_seed).all(0)
+        finite = torch.stack(per_seed).all(0).tolist()  # one host sync
         for i in list(live):
-            if not bool(finite[i]):
+            if not finite[i]:
                 self.members[i].diverged = True
                 live.remove(i)
         dead = [i for i in range(len(self.members)) if i not in live]
@@ -219,4 +212,4 @@ class SeedBatchTraining:
 
     @property
     def done(self) -> bool:
-        return all(m.diverged or m.step >= m.config.meta_steps for m in self.members)
+        return not self.live()

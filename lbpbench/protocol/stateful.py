@@ -6,7 +6,7 @@ The update is channel 0 and the message the last k channels of the *new* carry, 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import Tensor, nn
@@ -85,7 +85,6 @@ class StatefulCore(nn.Module):
                 for i, (a, b) in enumerate(zip([c, *widths], [*widths, c], strict=True))
             ]
         )
-        self._compiled_cell: Callable[..., Tensor] | None = None
 
     def forward(self, pieces: list[Tensor], carry: Tensor | None, need_message: bool) -> CoreOutput:
         # Two separate piecewise projections (gate x-part, MLP_x first layer) instead of one fused
@@ -100,8 +99,7 @@ class StatefulCore(nn.Module):
         pre_x = project_pieces(pieces, self.widths, self.mlp_x[0].kernel, self.mlp_x[0].bias)
         if carry is None:
             carry = gates_x.new_zeros((*gates_x.shape[:-1], self.carry_size))
-        cell = self._compiled_cell if self._compiled_cell is not None else gru_cell
-        new_carry = cell(
+        new_carry = gru_cell(
             gates_x,
             pre_x,
             carry,
@@ -119,10 +117,6 @@ class StatefulCore(nn.Module):
             update = None
             _, message = new_carry.split([self.carry_size - k, k], dim=-1)
         return CoreOutput(update, message, new_carry)
-
-    def use_compile(self, enabled: bool = True) -> None:
-        """Run the GRU cell through torch.compile (optional; see lbpbench.bench for when it pays)."""
-        self._compiled_cell = torch.compile(gru_cell, dynamic=True) if enabled else None
 
     def reference_tensors(self) -> tuple[list[tuple[str, Tensor]], list[tuple[str, Tensor]]]:
         gru = [
@@ -152,12 +146,8 @@ class StatefulLearner:
         message_size: int = 8,
         hidden_size: int = 15,
         mlp_widths: Sequence[int] = (80, 40),
-        compile: bool = False,
         **_ignored: object,
     ) -> None:
-        """`compile=True` (build_network(..., compile=True)) runs every core's GRU cell through
-        torch.compile; off by default (parity-tested, speed not yet measured on a meta-step)."""
-        self.compile = compile
         if not isinstance(hidden_size, int) or hidden_size < 0:
             raise ValueError(f"hidden_size must be a non-negative integer, got {hidden_size!r}")
         self.message_size = message_size
@@ -168,7 +158,4 @@ class StatefulLearner:
         return (1 if slot.is_param else 0) + self.hidden_size + slot.message_size
 
     def make_core(self, slot: SlotInfo) -> nn.Module:
-        core = StatefulCore(slot, self.carry_size(slot), self.mlp_widths)
-        if self.compile:
-            core.use_compile(True)
-        return core
+        return StatefulCore(slot, self.carry_size(slot), self.mlp_widths)
