@@ -65,12 +65,16 @@ def _unavailable(name: str, target: str, exc: Exception) -> click.Command:
     return command
 
 
-def registry_from_context(ctx: click.Context | None = None) -> Registry:
-    """The registry with the group's ``--plugins-dir`` folders; for use by every command."""
+def registry_from_context(ctx: click.Context | None = None, *, allow_conflicts: bool = False) -> Registry:
+    """The registry with the group's ``--plugins-dir`` folders; for use by every command.
+
+    Duplicate names refuse (a ClickException naming both origins) unless ``allow_conflicts``:
+    only listing may go on, so the user can see what to remove.
+    """
     ctx = ctx or click.get_current_context()
     obj = ctx.find_object(dict) or {}
     try:
-        return get_registry(plugin_dirs=obj.get("plugin_dirs", ()))
+        return get_registry(plugin_dirs=obj.get("plugin_dirs", ()), allow_conflicts=allow_conflicts)
     except (ValueError, RuntimeError) as exc:  # duplicate names, strict-mode plugin errors
         raise click.ClickException(str(exc)) from exc
 
@@ -102,17 +106,46 @@ def main(ctx: click.Context, plugin_dirs: tuple[str, ...]) -> None:
 @click.option("--kind", type=click.Choice(KINDS), default=None, help="Only this component kind.")
 @click.pass_context
 def plugins_command(ctx: click.Context, as_json: bool, kind: str | None) -> None:
-    """List every registered component: kind, name, origin plugin, version, description."""
-    registry = registry_from_context(ctx)
-    components = registry.all(kind)
+    """List every registered component: kind, name, origin plugin, version, description.
+
+    Names registered by more than one plugin are listed under "conflicts" with every origin
+    (exit code 0); commands that build components refuse until one is removed.
+    """
+    registry = registry_from_context(ctx, allow_conflicts=True)
+    conflicts = [c for c in registry.conflicts if kind is None or c.kind == kind]
+    clashing = {(c.kind, c.name) for c in conflicts}
+    components = [c for c in registry.all(kind) if (c.kind, c.name) not in clashing]
     if as_json:
-        click.echo(json.dumps([c.to_dict() for c in components], indent=2, ensure_ascii=False))
+        # Every registration is a row; a conflicting name shows up once per origin.
+        listed = components + [comp for c in conflicts for comp in c.components]
+        listed.sort(key=lambda c: (KINDS.index(c.kind), c.name))
+        click.echo(json.dumps([c.to_dict() for c in listed], indent=2, ensure_ascii=False))
+        for conflict in conflicts:
+            click.echo(f"conflict: {conflict.message()}", err=True)
         return
     header = ("kind", "name", "plugin", "version", "description")
     rows = [(c.kind, c.name, c.plugin, c.version or "-", c.description) for c in components]
+    _echo_table(header, rows)
+    if not rows:
+        click.echo("(no components registered)", err=True)
+    if conflicts:
+        click.echo()
+        click.echo(
+            f"conflicts: {len(conflicts)} name(s) registered more than once; commands that build "
+            "components refuse until one is removed (or left out with LBPBENCH_LOAD_PLUGINS)"
+        )
+        header = ("kind", "name", "plugin", "version", "source")
+        rows = [
+            (comp.kind, comp.name, comp.plugin, comp.version or "-", comp.source)
+            for c in conflicts
+            for comp in c.components
+        ]
+        _echo_table(header, rows)
+
+
+def _echo_table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
+    """Left-aligned columns; the last column is not padded (descriptions, paths run long)."""
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header) - 1)]
     for row in [header, *rows]:
         cells = [cell.ljust(w) for cell, w in zip(row[:-1], widths, strict=True)]
         click.echo("  ".join([*cells, row[-1]]).rstrip())
-    if not rows:
-        click.echo("(no components registered)", err=True)

@@ -14,6 +14,14 @@ Environment:
   distribution names, plugin-file stems); ``''`` loads none; unset loads all. Built-ins always load.
 - ``LBPBENCH_STRICT_PLUGINS=1`` — a plugin that fails to load raises ``PluginError`` instead of
   warning (``PluginLoadWarning``) and being skipped.
+
+Two registrations of one name within one kind are a *conflict*: both are recorded
+(``Registry.conflicts``), ``get_registry()``/``build_registry()`` raise ``DuplicateComponentError``
+naming both origins, and only ``allow_conflicts=True`` (``lbpbench plugins``, which lists them)
+returns the registry; even then ``get``/``create`` of a conflicting name raise.
+
+``Registry.create`` checks every product against its kind's Protocol in ``lbpbench.contracts``
+and raises ``PluginContractError`` (a ``TypeError``) naming the plugin and what is missing.
 """
 
 from __future__ import annotations
@@ -36,6 +44,22 @@ import pluggy
 
 import lbpbench
 from lbpbench import hookspecs
+from lbpbench.contracts import PluginContractError, contract_problems
+
+__all__ = [
+    "KINDS",
+    "Component",
+    "Conflict",
+    "DuplicateComponentError",
+    "PluginContractError",
+    "PluginError",
+    "PluginInfo",
+    "PluginLoadWarning",
+    "Registry",
+    "build_registry",
+    "clear_cache",
+    "get_registry",
+]
 
 KINDS: tuple[str, ...] = ("node_type", "aggregator", "learner", "task", "baseline")
 HOOKS: dict[str, str] = {
@@ -63,7 +87,16 @@ class PluginLoadWarning(UserWarning):
 
 
 class DuplicateComponentError(ValueError):
-    """Two plugins registered the same component name within one kind."""
+    """Two plugins (or one plugin twice) registered the same component name within one kind."""
+
+    def __init__(self, message: str, conflicts: Sequence[Conflict] = ()) -> None:
+        super().__init__(message)
+        self.conflicts = list(conflicts)
+
+    @classmethod
+    def of(cls, conflicts: Sequence[Conflict]) -> DuplicateComponentError:
+        hint = "remove one, or load only one with LBPBENCH_LOAD_PLUGINS; `lbpbench plugins` lists both"
+        return cls("; ".join(c.message() for c in conflicts) + f" ({hint})", conflicts)
 
 
 @dataclass(frozen=True)
@@ -79,7 +112,19 @@ class Component:
     source: str = ""  # where the plugin came from: module, "entry point NAME = VALUE", or file path
 
     def create(self, **kwargs: Any) -> Any:
-        return self.factory(**kwargs)
+        """``factory(**kwargs)``, checked against the kind's Protocol in ``lbpbench.contracts``."""
+        obj = self.factory(**kwargs)
+        problems = contract_problems(self.kind, obj, self.factory)
+        if problems:
+            raise PluginContractError(
+                self.kind,
+                self.name,
+                self.plugin,
+                self.source,
+                problems,
+                hint=f"See the {HOOKS[self.kind]} hook in lbpbench.hookspecs and lbpbench.contracts",
+            )
+        return obj
 
     def to_dict(self) -> dict[str, str]:
         return {
@@ -90,6 +135,26 @@ class Component:
             "description": self.description,
             "source": self.source,
         }
+
+
+@dataclass(frozen=True)
+class Conflict:
+    """One name registered more than once within a kind, with every registration in load order."""
+
+    kind: str
+    name: str
+    components: tuple[Component, ...]
+
+    def message(self) -> str:
+        """``duplicate aggregator 'x': registered by plugin 'a' (src) and by plugin 'b' (src)``."""
+        origins = {(c.plugin, c.source) for c in self.components}
+        head = f"duplicate {self.kind} {self.name!r}"
+        if len(origins) == 1:
+            first = self.components[0]
+            times = "twice" if len(self.components) == 2 else f"{len(self.components)} times"
+            return f"{head}: registered {times} by plugin {first.plugin!r} ({first.source})"
+        parts = [f"by plugin {c.plugin!r} ({c.source})" for c in self.components]
+        return f"{head}: registered {', '.join(parts[:-1])} and {parts[-1]}"
 
 
 @dataclass(frozen=True)
@@ -109,6 +174,7 @@ class Registry:
     components: dict[str, dict[str, Component]] = field(default_factory=lambda: {k: {} for k in KINDS})
     plugins: list[PluginInfo] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)  # plugins skipped with a warning, and why
+    conflicts: list[Conflict] = field(default_factory=list)  # names registered more than once
 
     kinds: tuple[str, ...] = KINDS
 
@@ -123,16 +189,36 @@ class Registry:
         return sorted(self._kind(kind))
 
     def get(self, kind: str, name: str) -> Component:
+        """The component; ``ValueError`` for an unknown name, ``DuplicateComponentError`` for a
+        name in conflict (only a registry built with ``allow_conflicts=True`` holds one)."""
         comps = self._kind(kind)
         try:
-            return comps[name]
+            comp = comps[name]
         except KeyError:
             registered = ", ".join(sorted(comps)) or "(none)"
             raise ValueError(f"unknown {kind} {name!r}; registered: {registered}") from None
+        conflict = self.conflict(kind, name)
+        if conflict is not None:
+            raise DuplicateComponentError.of([conflict])
+        return comp
 
-    def create(self, kind: str, name: str, **kwargs: Any) -> Any:
-        """``get(kind, name).factory(**kwargs)``."""
-        return self.get(kind, name).factory(**kwargs)
+    def create(self, kind: str, name: str, /, **kwargs: Any) -> Any:
+        """``get(kind, name).factory(**kwargs)``, checked against the kind's Protocol.
+
+        ``kind`` and ``name`` are positional-only, so factory options may use those names too
+        (node types take ``name=``). Raises ``PluginContractError`` (a ``TypeError``) naming the
+        kind, the component, its plugin and origin, and what the product lacks.
+        """
+        return self.get(kind, name).create(**kwargs)
+
+    def conflict(self, kind: str, name: str) -> Conflict | None:
+        """The conflict over ``name`` within ``kind``, if any."""
+        return next((c for c in self.conflicts if (c.kind, c.name) == (kind, name)), None)
+
+    def check_conflicts(self) -> None:
+        """Raise ``DuplicateComponentError`` naming every origin of every conflicting name."""
+        if self.conflicts:
+            raise DuplicateComponentError.of(self.conflicts)
 
     def all(self, kind: str | None = None) -> list[Component]:
         """Every component (of ``kind`` when given), ordered by kind then name."""
@@ -150,14 +236,17 @@ class Registry:
         return sum(len(v) for v in self.components.values())
 
     def _add(self, comp: Component) -> None:
+        """Add one component; a second registration of its name is recorded as a conflict."""
         comps = self._kind(comp.kind)
-        if comp.name in comps:
-            prev = comps[comp.name]
-            raise DuplicateComponentError(
-                f"duplicate {comp.kind} {comp.name!r}: registered by plugin {prev.plugin!r} ({prev.source}) "
-                f"and by plugin {comp.plugin!r} ({comp.source})"
-            )
-        comps[comp.name] = comp
+        if comp.name not in comps:
+            comps[comp.name] = comp
+            return
+        previous = self.conflict(comp.kind, comp.name)
+        if previous is None:
+            self.conflicts.append(Conflict(comp.kind, comp.name, (comps[comp.name], comp)))
+        else:
+            index = self.conflicts.index(previous)
+            self.conflicts[index] = Conflict(comp.kind, comp.name, (*previous.components, comp))
 
 
 # --------------------------------------------------------------------------------------------
@@ -268,14 +357,12 @@ class _Loader:
                 kwargs = {"register": register}
                 try:
                     impl.function(**{arg: kwargs[arg] for arg in impl.argnames})
-                except DuplicateComponentError:
-                    raise
                 except Exception as exc:  # noqa: BLE001 - a hook that crashes isolates its plugin
                     self.pm.unregister(name=pm_name)
                     self.fail(info.name, info.source, exc)
                     return
         for comp in staged:
-            self.registry._add(comp)
+            self.registry._add(comp)  # a name already taken becomes a conflict, reported by the caller
         self.registry.plugins.append(info)
 
     def _register_callback(self, kind: str, info: PluginInfo, staged: list[Component]) -> hookspecs.Register:
@@ -295,13 +382,7 @@ class _Loader:
                 description=(description if description is not None else _first_doc_line(factory)),
                 source=info.source,
             )
-            if any(other.kind == kind and other.name == name for other in staged):
-                raise DuplicateComponentError(
-                    f"duplicate {kind} {name!r}: registered twice by plugin {info.name!r} ({info.source})"
-                )
-            if name in self.registry.components[kind]:
-                self.registry._add(comp)  # raises DuplicateComponentError naming both origins
-            staged.append(comp)
+            staged.append(comp)  # duplicates become conflicts when the plugin's components are added
 
         return register
 
@@ -339,23 +420,38 @@ class _Loader:
                 self.add(lambda p=path: _import_file(p), info)
 
 
-def build_registry(plugin_dirs: Iterable[str | os.PathLike[str]] = ()) -> Registry:
-    """Build a fresh Registry (no cache): built-ins, entry points, plugin folders."""
+def build_registry(
+    plugin_dirs: Iterable[str | os.PathLike[str]] = (), *, allow_conflicts: bool = False
+) -> Registry:
+    """Build a fresh Registry (no cache): built-ins, entry points, plugin folders.
+
+    A name registered twice raises ``DuplicateComponentError`` naming both origins, unless
+    ``allow_conflicts`` (listing): then the registry records it in ``conflicts``.
+    """
     loader = _Loader(strict=_env_flag(ENV_STRICT))
     wanted = _load_filter()
     loader.load_builtins()
     loader.load_entry_points(wanted)
     loader.load_dirs(_plugin_dirs(plugin_dirs), wanted)
+    if not allow_conflicts:
+        loader.registry.check_conflicts()
     return loader.registry
 
 
 _CACHE: dict[tuple[Any, ...], Registry] = {}
 
 
-def get_registry(plugin_dirs: Iterable[str | os.PathLike[str]] = (), refresh: bool = False) -> Registry:
+def get_registry(
+    plugin_dirs: Iterable[str | os.PathLike[str]] = (),
+    refresh: bool = False,
+    *,
+    allow_conflicts: bool = False,
+) -> Registry:
     """The process-wide registry, cached per (plugin folders, current directory, environment).
 
     ``refresh=True`` rebuilds it (re-importing plugin files) and replaces the cached one.
+    A registry with conflicting names raises ``DuplicateComponentError`` on every call unless
+    ``allow_conflicts`` (the ``lbpbench plugins`` listing).
     """
     dirs = tuple(str(Path(d).expanduser().resolve()) for d in plugin_dirs)
     key = (
@@ -366,8 +462,11 @@ def get_registry(plugin_dirs: Iterable[str | os.PathLike[str]] = (), refresh: bo
         _env_flag(ENV_STRICT),
     )
     if refresh or key not in _CACHE:
-        _CACHE[key] = build_registry(dirs)
-    return _CACHE[key]
+        _CACHE[key] = build_registry(dirs, allow_conflicts=True)
+    registry = _CACHE[key]
+    if not allow_conflicts:
+        registry.check_conflicts()
+    return registry
 
 
 def clear_cache() -> None:

@@ -13,7 +13,7 @@ import pytest
 from click.testing import CliRunner
 
 import lbpbench
-from lbpbench.cli import LazyGroup, main
+from lbpbench.cli import LazyGroup, main, registry_from_context
 from lbpbench.registry import ENV_PLUGINS_DIR, KINDS
 
 REPO = Path(__file__).resolve().parents[1]
@@ -98,13 +98,74 @@ def test_plugins_dir_env(tmp_path, monkeypatch):
     assert result.exit_code == 0 and "env-baseline" in result.output
 
 
-def test_duplicate_is_a_clean_error(tmp_path):
-    write_plugin(tmp_path, "dup_one", "lbpbench_register_aggregators", "twin")
-    write_plugin(tmp_path, "dup_two", "lbpbench_register_aggregators", "twin")
+def write_duplicates(folder: Path) -> None:
+    write_plugin(folder, "dup_one", "lbpbench_register_aggregators", "twin")
+    write_plugin(folder, "dup_two", "lbpbench_register_aggregators", "twin")
+    write_plugin(folder, "bystander", "lbpbench_register_learners", "innocent")
+
+
+def test_duplicates_are_listed_as_conflicts(tmp_path):
+    write_duplicates(tmp_path)
     result = invoke("--plugins-dir", str(tmp_path), "plugins")
-    assert result.exit_code == 1
-    assert "duplicate aggregator 'twin'" in result.output and "dup_one" in result.output
-    assert "dup_two" in result.output
+    assert result.exit_code == 0, result.output
+    table, _, conflicts = result.stdout.partition("\nconflicts: ")
+    assert conflicts, result.stdout
+    # the conflicting name is not offered as a usable component; everything else is
+    assert " twin " not in table and " innocent " in table and " mean " in table
+    assert conflicts.startswith("1 name(s) registered more than once")
+    rows = [line.split() for line in conflicts.splitlines()[1:]]
+    assert rows[0] == ["kind", "name", "plugin", "version", "source"]
+    assert rows[1:] == [
+        ["aggregator", "twin", "dup_one", "-", str(tmp_path / "dup_one.py")],
+        ["aggregator", "twin", "dup_two", "-", str(tmp_path / "dup_two.py")],
+    ]
+
+
+def test_duplicates_in_json_are_one_row_per_origin(tmp_path):
+    write_duplicates(tmp_path)
+    result = invoke("--plugins-dir", str(tmp_path), "plugins", "--json")
+    assert result.exit_code == 0, result.output
+    rows = json.loads(result.stdout)
+    twins = [r for r in rows if r["name"] == "twin"]
+    assert [r["plugin"] for r in twins] == ["dup_one", "dup_two"]
+    assert all(set(r) == {"kind", "name", "plugin", "version", "description", "source"} for r in rows)
+    assert "conflict: duplicate aggregator 'twin'" in result.stderr
+
+
+def test_kind_filter_applies_to_conflicts(tmp_path):
+    write_duplicates(tmp_path)
+    result = invoke("--plugins-dir", str(tmp_path), "plugins", "--kind", "learner")
+    assert result.exit_code == 0, result.output
+    assert "conflicts" not in result.stdout and "innocent" in result.stdout
+
+
+def test_commands_that_build_components_refuse_duplicates(tmp_path):
+    write_duplicates(tmp_path / "plugins")
+    folder, out = str(tmp_path / "plugins"), str(tmp_path / "out")
+    result = invoke("--plugins-dir", folder, "train", "--quiet", "--out", out)
+    assert result.exit_code in (1, 2), result.output  # a refusal (run error or usage error), no traceback
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    assert "duplicate aggregator 'twin'" in result.output
+    assert "dup_one" in result.output and "dup_two" in result.output
+
+
+def test_registry_from_context_refuses_duplicates(tmp_path):
+    """The helper every command uses: a clean error naming both, unless listing."""
+    write_duplicates(tmp_path)
+
+    @click.command()
+    @click.option("--listing", is_flag=True)
+    def probe(listing: bool) -> None:
+        reg = registry_from_context(allow_conflicts=listing)
+        click.echo(f"{len(reg.conflicts)} conflict(s)")
+
+    group = click.Group(commands={"probe": probe})
+    runner = CliRunner()
+    refused = runner.invoke(group, ["probe"], obj={"plugin_dirs": (str(tmp_path),)})
+    assert refused.exit_code == 1
+    assert "duplicate aggregator 'twin'" in refused.output and "dup_two" in refused.output
+    listed = runner.invoke(group, ["probe", "--listing"], obj={"plugin_dirs": (str(tmp_path),)})
+    assert listed.exit_code == 0 and "1 conflict(s)" in listed.output
 
 
 def test_broken_plugin_warns_but_lists_the_rest(tmp_path):

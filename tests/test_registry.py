@@ -12,11 +12,14 @@ from pathlib import Path
 import pytest
 
 import lbpbench
+from lbpbench.contracts import KIND_PROTOCOLS
 from lbpbench.registry import (
     KINDS,
     DuplicateComponentError,
+    PluginContractError,
     PluginError,
     PluginLoadWarning,
+    build_registry,
     get_registry,
 )
 
@@ -47,7 +50,12 @@ def aggregator_plugin(folder: Path, stem: str, *names: str) -> Path:
     return plugin_file(
         folder,
         stem,
-        "def make(message_size, **opts):\n    return ('agg', message_size, opts)\n\n"
+        "class Agg:\n"
+        "    def __init__(self, message_size, **opts):\n"
+        "        self.made_with = ('agg', message_size, opts)\n\n"
+        "    def aggregate(self, edges, dim):\n"
+        "        return edges.sum(dim)\n\n"
+        "def make(message_size, **opts):\n    return Agg(message_size, **opts)\n\n"
         "@hookimpl\ndef lbpbench_register_aggregators(register):\n" + calls,
     )
 
@@ -85,7 +93,7 @@ def test_get_create_names_all(tmp_path):
     assert (comp.kind, comp.name, comp.plugin) == ("aggregator", "zeta", "zz_aggs")
     assert comp.description == "aggregator zeta"
     assert comp.source == str((tmp_path / "p" / "zz_aggs.py").resolve())
-    assert reg.create("aggregator", "zeta", message_size=4, x=1) == ("agg", 4, {"x": 1})
+    assert reg.create("aggregator", "zeta", message_size=4, x=1).made_with == ("agg", 4, {"x": 1})
     assert comp in reg.all() and comp in reg.all("aggregator")
     assert [c.kind for c in reg.all()] == sorted((c.kind for c in reg.all()), key=KINDS.index)
     assert ("aggregator", "zeta") in reg
@@ -149,17 +157,76 @@ def test_cached_until_refresh(tmp_path):
 def test_duplicate_name_names_both_origins(tmp_path):
     aggregator_plugin(tmp_path, "first_plugin", "dup")
     aggregator_plugin(tmp_path, "second_plugin", "dup")
-    with pytest.raises(DuplicateComponentError) as err:
+    for build in (lambda: get_registry(plugin_dirs=[tmp_path], refresh=True),
+                  lambda: build_registry([tmp_path])):
+        with pytest.raises(DuplicateComponentError) as err:
+            build()
+        msg = str(err.value)
+        assert "aggregator 'dup'" in msg and "first_plugin" in msg and "second_plugin" in msg
+        assert str(tmp_path / "first_plugin.py") in msg and str(tmp_path / "second_plugin.py") in msg
+        assert isinstance(err.value, ValueError)
+        assert [(c.kind, c.name) for c in err.value.conflicts] == [("aggregator", "dup")]
+    # the cached registry keeps refusing, not only the first call
+    with pytest.raises(DuplicateComponentError):
+        get_registry(plugin_dirs=[tmp_path])
+
+
+def test_conflicts_are_recorded_for_listing_and_refused_when_used(tmp_path):
+    aggregator_plugin(tmp_path, "first_plugin", "dup", "only-first")
+    aggregator_plugin(tmp_path, "second_plugin", "dup")
+    reg = get_registry(plugin_dirs=[tmp_path], refresh=True, allow_conflicts=True)
+    (conflict,) = reg.conflicts
+    assert (conflict.kind, conflict.name) == ("aggregator", "dup")
+    assert [c.plugin for c in conflict.components] == ["first_plugin", "second_plugin"]
+    assert reg.conflict("aggregator", "dup") is conflict and reg.conflict("aggregator", "mean") is None
+    # both plugins loaded; their other components are fine
+    assert {"first_plugin", "second_plugin"} <= {p.name for p in reg.plugins}
+    assert reg.create("aggregator", "only-first", message_size=2).made_with[1] == 2
+    uses = (lambda: reg.get("aggregator", "dup"), lambda: reg.create("aggregator", "dup", message_size=2))
+    for use in uses:
+        with pytest.raises(DuplicateComponentError, match="aggregator 'dup'.*first_plugin.*second_plugin"):
+            use()
+    # without allow_conflicts the same cached registry refuses as a whole
+    with pytest.raises(DuplicateComponentError):
+        get_registry(plugin_dirs=[tmp_path])
+
+
+def test_three_way_conflict_names_every_origin(tmp_path):
+    for stem in ("p_a", "p_b", "p_c"):
+        aggregator_plugin(tmp_path, stem, "trio")
+    reg = get_registry(plugin_dirs=[tmp_path], refresh=True, allow_conflicts=True)
+    (conflict,) = reg.conflicts
+    assert [c.plugin for c in conflict.components] == ["p_a", "p_b", "p_c"]
+    assert "by plugin 'p_a'" in conflict.message() and ", by plugin 'p_b'" in conflict.message()
+    assert " and by plugin 'p_c'" in conflict.message()
+
+
+def test_duplicate_of_a_builtin(tmp_path):
+    aggregator_plugin(tmp_path, "shadow", "mean")
+    both = r"aggregator 'mean'.*lbpbench\.builtins\.protocol.*shadow"
+    with pytest.raises(DuplicateComponentError, match=both):
         get_registry(plugin_dirs=[tmp_path], refresh=True)
-    msg = str(err.value)
-    assert "aggregator 'dup'" in msg and "first_plugin" in msg and "second_plugin" in msg
-    assert isinstance(err.value, ValueError)
 
 
 def test_duplicate_within_one_plugin(tmp_path):
     aggregator_plugin(tmp_path, "twice", "same", "same")
     with pytest.raises(ValueError, match="duplicate aggregator 'same'.*twice"):
         get_registry(plugin_dirs=[tmp_path], refresh=True)
+    reg = get_registry(plugin_dirs=[tmp_path], allow_conflicts=True)
+    assert "registered twice by plugin 'twice'" in reg.conflicts[0].message()
+
+
+def test_rejected_plugin_leaves_no_conflict(tmp_path):
+    aggregator_plugin(tmp_path, "a_first", "taken")
+    plugin_file(
+        tmp_path,
+        "b_crashes",
+        "@hookimpl\ndef lbpbench_register_aggregators(register):\n"
+        "    register('taken', dict)\n    raise RuntimeError('boom')\n",
+    )
+    with pytest.warns(PluginLoadWarning, match="boom"):
+        reg = get_registry(plugin_dirs=[tmp_path], refresh=True)
+    assert not reg.conflicts and reg.get("aggregator", "taken").plugin == "a_first"
 
 
 def test_same_name_in_different_kinds_is_fine(tmp_path):
@@ -178,6 +245,113 @@ def test_same_name_in_different_kinds_is_fine(tmp_path):
     )
     reg = get_registry(plugin_dirs=[tmp_path], refresh=True)
     assert "shared-name" in reg.names("aggregator") and "shared-name" in reg.names("learner")
+
+
+# -- create() checks every product against its kind's Protocol (lbpbench.contracts) -------------------
+
+# Options each built-in factory is called with (as build_network / the harness call them).
+CREATE_OPTIONS = {
+    "node_type": lambda name: (
+        dict(name="dense2", in_size=3, out_size=4) if name == "dense" else dict(name="node1", size=4)
+    ),
+    "aggregator": lambda name: dict(message_size=3),
+    "learner": lambda name: dict(message_size=1 if name == "backprop" else 3, hidden_size=2),
+    "task": lambda name: dict(data_dir=None),
+    "baseline": lambda name: {},
+}
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_create_every_builtin_of_every_kind(kind):
+    """create() works for every kind (node types take name=, which create() must pass through)."""
+    reg = get_registry(refresh=True)
+    for name in sorted(BUILTINS[kind]):
+        obj = reg.create(kind, name, **CREATE_OPTIONS[kind](name))
+        assert isinstance(obj, KIND_PROTOCOLS[kind]), (kind, name)
+        assert reg.get(kind, name).create(**CREATE_OPTIONS[kind](name)) is not obj  # a fresh product
+
+
+def test_create_node_type_passes_name_through():
+    reg = get_registry(refresh=True)
+    node = reg.create("node_type", "relu", name="act1", size=5)
+    assert (node.name, node.size, node.role) == ("act1", 5, "activation")
+    dense = reg.create("node_type", "dense", name="dense2", in_size=3, out_size=4)
+    assert dense.param_shapes() == {"W": (3, 4), "b": (4,)}
+
+
+def test_plugin_object_missing_a_method_names_plugin_and_method(tmp_path):
+    path = plugin_file(
+        tmp_path,
+        "half_baseline",
+        """
+        class HalfBaseline:
+            name = "half"
+            lrs = (0.1,)
+            # no step(params, grads, state, lr)
+
+        @hookimpl
+        def lbpbench_register_baselines(register):
+            register("half", HalfBaseline)
+        """,
+    )
+    reg = get_registry(plugin_dirs=[tmp_path], refresh=True)  # loading never calls the factory
+    with pytest.raises(PluginContractError) as err:
+        reg.create("baseline", "half")
+    msg = str(err.value)
+    assert isinstance(err.value, TypeError)
+    assert "baseline 'half'" in msg and "plugin 'half_baseline'" in msg and str(path) in msg
+    assert "missing method step(params, grads, state, lr, /)" in msg
+    assert "lbpbench.contracts.Baseline" in msg
+    assert (err.value.kind, err.value.name, err.value.plugin) == ("baseline", "half", "half_baseline")
+
+
+def test_plugin_method_with_the_wrong_signature(tmp_path):
+    plugin_file(
+        tmp_path,
+        "axis_agg",
+        """
+        class AxisAggregator:
+            def __init__(self, message_size, **options):
+                pass
+
+            def aggregate(self, edges, axis):  # lbpbench passes dim=
+                return edges.mean(axis)
+
+        @hookimpl
+        def lbpbench_register_aggregators(register):
+            register("axis", AxisAggregator)
+        """,
+    )
+    reg = get_registry(plugin_dirs=[tmp_path], refresh=True)
+    with pytest.raises(PluginContractError) as err:
+        reg.create("aggregator", "axis", message_size=2)
+    msg = str(err.value)
+    assert "aggregator 'axis' from plugin 'axis_agg'" in msg
+    assert "aggregate(edges, axis) cannot be called as lbpbench calls it, aggregate(edges, dim=...)" in msg
+
+
+def test_old_style_learner_gets_a_message_saying_what_changed(tmp_path):
+    plugin_file(
+        tmp_path,
+        "old_learner",
+        """
+        import torch
+
+        class Core(torch.nn.Module):
+            def forward(self, pieces, carry, need_message):
+                return None, None, None
+
+        @hookimpl
+        def lbpbench_register_learners(register):
+            register("old", lambda **options: Core())
+        """,
+    )
+    reg = get_registry(plugin_dirs=[tmp_path], refresh=True)
+    with pytest.raises(PluginContractError) as err:
+        reg.create("learner", "old", message_size=2)
+    msg = str(err.value)
+    assert "plugin 'old_learner'" in msg and "missing method make_core(slot, /)" in msg
+    assert "returns a LearnerFamily" in msg and "earlier hook docs" in msg
 
 
 # -- broken plugins ---------------------------------------------------------------------------------

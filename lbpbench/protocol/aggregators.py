@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 from torch import Tensor, nn
 
@@ -76,7 +78,45 @@ class RNNAggregator(nn.Module):
     forward = aggregate
 
 
-def check_aggregator(obj: object, name: str) -> None:
-    """A plugin aggregator must offer aggregate(edges, dim); say so early instead of mid-step."""
-    if not callable(getattr(obj, "aggregate", None)):
+def check_aggregator(
+    obj: object,
+    name: str,
+    *,
+    layer: str | None = None,
+    edges_shape: Sequence[int] | None = None,
+    dim: int = 3,
+) -> None:
+    """A plugin aggregator must offer aggregate(edges, dim); say so early instead of mid-step.
+
+    With `edges_shape` (a layer's real message shape, e.g. [1, 1, fan_in, fan_out, k]) it is also
+    called once on a probe of that shape, so a wrong output shape fails at network build, naming
+    the aggregator, the layer and both shapes, instead of as a broadcasting error mid meta-step.
+    The probe uses its own generator: the global random stream (and so every run) is unchanged.
+    """
+    aggregate = getattr(obj, "aggregate", None)
+    if not callable(aggregate):
         raise ValueError(f"aggregator {name!r} does not provide aggregate(edges, dim)")
+    if edges_shape is None:
+        return
+    shape = tuple(int(s) for s in edges_shape)
+    expected = shape[: dim % len(shape)] + shape[dim % len(shape) + 1 :]
+    where = f"layer {layer}" if layer else "a layer"
+    probe = torch.randn(shape, generator=torch.Generator().manual_seed(0))
+    try:
+        with torch.no_grad():
+            out = aggregate(probe, dim=dim)
+    except Exception as exc:  # noqa: BLE001 - any failure is the plugin's; report where it happened
+        raise ValueError(
+            f"aggregator {name!r} failed on {where}'s messages of shape {shape} (dim={dim}), "
+            f"expected to return shape {expected}: {type(exc).__name__}: {exc}"
+        ) from exc
+    if not isinstance(out, Tensor):
+        raise ValueError(
+            f"aggregator {name!r} returned {type(out).__name__} for {where} (messages {shape}, dim={dim}); "
+            f"expected a Tensor of shape {expected}"
+        )
+    if tuple(out.shape) != expected:
+        raise ValueError(
+            f"aggregator {name!r} returned shape {tuple(out.shape)} for {where} (messages {shape} "
+            f"reduced over dim={dim}); expected shape {expected}"
+        )

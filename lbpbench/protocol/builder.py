@@ -23,7 +23,7 @@ def _node(registry: Any, kind: str, role: str, field: str, **kwargs: Any) -> Nod
         raise ValueError(
             f"{field} {kind!r} is not a registered {role} node type; choices: {', '.join(choices)}"
         )
-    return registry.get("node_type", kind).factory(**kwargs)
+    return registry.create("node_type", kind, **kwargs)  # checked against lbpbench.contracts.NodeType
 
 
 def build_nodes(spec: NetworkSpec, registry: Any) -> list[Node]:
@@ -92,7 +92,28 @@ def build_network(
         check_aggregator(agg, aggregator)
         return agg if isinstance(agg, nn.Module) else _PlainAggregator(agg)
 
-    return MessagePassingNetwork(nodes, family, make_aggregator, message_size, sharing, init_std)
+    net = MessagePassingNetwork(nodes, family, make_aggregator, message_size, sharing, init_std)
+    probe_aggregators(net, aggregator)
+    return net
+
+
+def probe_aggregators(net: MessagePassingNetwork, name: str) -> None:
+    """Call each aggregator once per layer it serves, on a probe of that layer's message shape.
+
+    DenseNode.backward reduces its W-slot messages [T, B, fan_in, fan_out, k] over dim 3; a shared
+    aggregator (sharing kind/all) serves layers of different sizes, so each layer is probed.
+    """
+    for entry in net.entries.values():
+        if entry.aggregator is None:
+            continue
+        node = entry.info.node
+        check_aggregator(
+            net.aggregators[entry.aggregator],
+            name,
+            layer=node.name,
+            edges_shape=(1, 1, node.in_size, node.out_size, net.message_size),
+            dim=3,
+        )
 
 
 class _PlainAggregator(nn.Module):
