@@ -20,10 +20,11 @@ def peak(device: torch.device) -> dict[str, float]:
     return matmul_peak(device)
 
 
-def record(benchmark: object, device: torch.device, flops: float, peak: dict[str, float]) -> None:
-    """extra_info: device, torch, analytic FLOPs, achieved GFLOP/s (min time) and % of the peak."""
+def record(benchmark: object, device: torch.device, flops: float | None, peak: dict[str, float]) -> None:
+    """extra_info: device, torch, analytic FLOPs, achieved GFLOP/s (min time) and % of the peak;
+    FLOPs None (a core that does not count its work) stays None rather than a rate of 0."""
     stats = benchmark.stats.stats  # type: ignore[attr-defined]
-    rate = flops / stats.min / 1e9 if flops else 0.0
+    rate = None if flops is None else flops / stats.min / 1e9
     benchmark.extra_info.update(  # type: ignore[attr-defined]
         {
             "device": str(device),
@@ -32,7 +33,7 @@ def record(benchmark: object, device: torch.device, flops: float, peak: dict[str
             "flops": flops,
             "gflops_per_s": rate,
             "peak_gflops_per_s": peak["peak"],
-            "fraction_of_peak": rate / peak["peak"],
+            "fraction_of_peak": None if rate is None else rate / peak["peak"],
             "loadavg": os.getloadavg(),
         }
     )

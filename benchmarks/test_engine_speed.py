@@ -12,7 +12,7 @@ import pytest
 import torch
 from conftest import record
 
-from lbpbench.bench import AGGREGATORS, LEARNERS, inner_step_fn, make_training, meta_step_flops
+from lbpbench.bench import AGGREGATORS, LEARNERS, case_workload, seed_batch_workload
 
 CASES = [
     (task, learner, agg)
@@ -24,40 +24,32 @@ CASES = [
 
 @pytest.mark.parametrize(("task", "learner", "aggregator"), CASES)
 def test_inner_step(benchmark, device, peak, task, learner, aggregator) -> None:
-    mt = make_training(task, learner, aggregator, device.type)
-    step, flops = inner_step_fn(mt)
-    benchmark.pedantic(step, rounds=5, warmup_rounds=1)
-    record(benchmark, device, flops, peak)
+    work = case_workload("inner", task, learner, aggregator, device.type)
+    benchmark.pedantic(work.step, rounds=5, warmup_rounds=1)
+    record(benchmark, device, work.flops, peak)
 
 
 @pytest.mark.parametrize(("task", "learner", "aggregator"), CASES)
 def test_meta_step(benchmark, device, peak, task, learner, aggregator) -> None:
-    mt = make_training(task, learner, aggregator, device.type)
-    benchmark.pedantic(mt.meta_step, rounds=3, warmup_rounds=1)
-    record(benchmark, device, meta_step_flops(mt), peak)
+    work = case_workload("meta", task, learner, aggregator, device.type)
+    benchmark.pedantic(work.step, rounds=3, warmup_rounds=1)
+    record(benchmark, device, work.flops, peak)
 
 
 def test_mnist_784_100_inner_step(benchmark, device, peak) -> None:
-    mt = make_training("mnist-784-100", "stateful", "mean", device.type)
-    step, flops = inner_step_fn(mt)
-    benchmark.pedantic(step, rounds=2, warmup_rounds=1)
-    record(benchmark, device, flops, peak)
-    assert torch.isfinite(step().loss).all()
+    work = case_workload("inner", "mnist-784-100", "stateful", "mean", device.type)
+    benchmark.pedantic(work.step, rounds=2, warmup_rounds=1)
+    record(benchmark, device, work.flops, peak)
+    assert torch.isfinite(work.step().loss).all()
 
 
 @pytest.mark.parametrize("seeds", [1, 8])
 def test_seed_batch_meta_step(benchmark, device, peak, seeds) -> None:
     """One meta-step of `seeds` seeds as one vmapped seed batch (issue 7: 8 seeds ≤ 3 × one seed;
     compare the two rows' times)."""
-    from lbpbench.bench import bench_config
-    from lbpbench.harness.seed_batch import SeedBatchTraining
-
     if seeds == 1:
-        mt = make_training("sinusoid-5x10", "stateful", "mean", device.type)
-        benchmark.pedantic(mt.meta_step, rounds=3, warmup_rounds=1)
-        record(benchmark, device, meta_step_flops(mt), peak)
-        return
-    configs = [bench_config("sinusoid-5x10", "stateful", "mean", device.type, seed=s) for s in range(seeds)]
-    batch = SeedBatchTraining(configs)
-    benchmark.pedantic(batch.meta_step, rounds=3, warmup_rounds=1)
-    record(benchmark, device, seeds * meta_step_flops(batch.members[0]), peak)
+        work = case_workload("meta", "sinusoid-5x10", "stateful", "mean", device.type)
+    else:
+        work = seed_batch_workload("sinusoid-5x10", "stateful", "mean", device.type, seeds)
+    benchmark.pedantic(work.step, rounds=3, warmup_rounds=1)
+    record(benchmark, device, work.flops, peak)

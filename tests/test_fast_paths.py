@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import pytest
 import torch
 
@@ -124,35 +121,3 @@ def test_fast_tanh_matches_tanh_values_gradients_and_vmap() -> None:
     batched = torch.func.vmap(fast_tanh)(rows)  # seed-vectorised runs map the learners over seeds
     torch.testing.assert_close(batched, y.detach()[:7000].reshape(7, 1000))
 
-
-_FAULTS_SCRIPT = """
-import resource, torch
-torch.set_num_threads(1)
-from lbpbench.harness import meta_train
-from lbpbench.harness.config import RunConfig
-meta_train.retain_freed_memory = lambda: None  # the setting under test is applied (or not) below
-{setup}
-mt = meta_train.MetaTraining(RunConfig(task="sinusoid-5x10", learner="stateful", seed=0))
-for _ in range(3):  # the kept heap settles over the first steps
-    mt.meta_step()
-before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-for _ in range(3):
-    mt.meta_step()
-print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
-"""
-
-
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc malloc tuning is Linux-only")
-def test_retained_memory_stops_page_faults_between_steps() -> None:
-    """Freed activations are reused instead of being faulted in again each meta-step."""
-
-    def faults(setup: str) -> int:
-        code = _FAULTS_SCRIPT.format(setup=setup)
-        done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-        return int(done.stdout.strip().splitlines()[-1])
-
-    setting = "from lbpbench.harness.allocator import retain_freed_memory\nassert retain_freed_memory()"
-    plain = min(faults("") for _ in range(2))  # min of two: a busy machine adds stray faults
-    kept = min(faults(setting) for _ in range(2))
-    assert plain > 6_000  # freed activations handed back to the kernel and faulted in again
-    assert kept < plain / 4  # measured over 3 steps: 38k-72k faults without, 1.1k-2.9k with

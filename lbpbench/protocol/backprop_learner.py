@@ -30,6 +30,10 @@ class BackpropCore(nn.Module):
         message = node.exact_message(slot, pieces) if need_message else None
         return CoreOutput(update, message, None)
 
+    def instance_macs(self, need_message: bool = True) -> int:
+        """0: elementwise rules (the node's exact derivatives), no instance-level matmuls."""
+        return 0
+
     def reference_tensors(self) -> tuple[list[tuple[str, Tensor]], list[tuple[str, Tensor]]]:
         return ([("log_lr", self.log_lr)] if self.log_lr is not None else []), []
 

@@ -118,6 +118,18 @@ class StatefulCore(nn.Module):
             _, message = new_carry.split([self.carry_size - k, k], dim=-1)
         return CoreOutput(update, message, new_carry)
 
+    def instance_macs(self, need_message: bool = True) -> int:
+        """Multiply-adds per node instance of the core's instance-level matmuls; the first layer is
+        excluded because it runs on un-broadcast pieces. The carry is computed whether or not a
+        message is needed, so `need_message` changes nothing here. (The bench's analytic FLOPs.)"""
+        c = self.carry_size
+        gates_c = c * 2 * c  # [c, 2c]: W_update_c and W_reset_c side by side
+        return (
+            gates_c
+            + sum(layer.kernel.numel() for layer in self.mlp_x[1:])
+            + sum(layer.kernel.numel() for layer in self.mlp_c)
+        )
+
     def reference_tensors(self) -> tuple[list[tuple[str, Tensor]], list[tuple[str, Tensor]]]:
         gru = [
             ("gru.W_update_x", self.W_update_x),

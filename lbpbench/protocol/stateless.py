@@ -72,6 +72,16 @@ class StatelessCore(nn.Module):
             message = self._rest(h, self.message_mlp)
         return CoreOutput(update, message, None)
 
+    def instance_macs(self, need_message: bool = True) -> int:
+        """Multiply-adds per node instance of the core's instance-level matmuls; the first layer is
+        excluded because it runs on un-broadcast pieces. (The bench's analytic FLOPs.)"""
+        macs = 0
+        if self.update_mlp is not None:
+            macs += sum(layer.kernel.numel() for layer in self.update_mlp[1:])
+        if need_message:
+            macs += sum(layer.kernel.numel() for layer in self.message_mlp[1:])
+        return macs
+
     def reference_tensors(self) -> tuple[list[tuple[str, Tensor]], list[tuple[str, Tensor]]]:
         """(before out_scale, after out_scale) in the reference checkpoint's block order."""
         before = []
