@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import math
 import re
+import traceback
 from pathlib import Path
 
 import numpy as np
@@ -27,7 +28,7 @@ from lbpbench.report.figures import all_figures, choose_heatmap_axes
 from lbpbench.report.load import ReportError, group_keys, load_results, varying_axes
 from lbpbench.report.render import build_report, render_html, render_markdown
 from lbpbench.report.stats import bootstrap_ci, iqm
-from lbpbench.report.tables import display_table, summarise, write_tables
+from lbpbench.report.tables import display_table, exception_line, summarise, write_tables
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -223,6 +224,57 @@ def test_all_failed_sweep_still_renders(tmp_path: Path) -> None:
     page = render_html(report)
     assert "No run succeeded" in page and "synthetic failure in r001" in page
     assert "Not drawn" in render_markdown(report)
+
+
+def _traceback_text() -> str:
+    """A real chained traceback ("During handling of the above exception ..."), as the executors
+    store it (traceback.format_exc()): its head is the first exception, its last line the final one."""
+
+    def lookup(name: str) -> None:
+        raise ValueError(f"unknown task {name!r}")
+
+    try:
+        try:
+            raise ZeroDivisionError("division by zero")
+        except ZeroDivisionError:
+            lookup("x")
+    except ValueError:
+        return traceback.format_exc()
+    raise AssertionError("unreachable")
+
+
+def test_failed_run_shows_the_exception_line_not_the_traceback_head(tmp_path: Path) -> None:
+    path = tmp_path / "tb"
+    runs, _ = build_results(path, tasks=(ACC_TASK,))
+    tb = _traceback_text()
+    assert tb.startswith("Traceback (most recent call last)") and "ZeroDivisionError" in tb
+    failed = runs.index[runs["status"] == "failed"][0]
+    runs.loc[failed, "error"] = tb
+    runs.to_parquet(path / "runs.parquet", index=False)
+
+    report = build_report(path)
+    assert tb in set(report.failures["error"])  # the table data keeps the full text
+    md = render_markdown(report)
+    section = md[md.index("## Failed and diverged runs") : md.index("## Figures")]
+    assert "ValueError: unknown task 'x'" in section
+    assert "Traceback" not in section and "ZeroDivisionError" not in section
+    page = render_html(report)
+    table = re.search(r'<table[^>]*id="failures".*?</table>', page, re.S).group(0)
+    assert "ValueError: unknown task &#x27;x&#x27;" in table or "ValueError: unknown task 'x'" in table
+    assert "Traceback" not in table
+    # The other failed runs keep their one-line errors.
+    assert "RuntimeError: synthetic failure in" in section
+
+
+def test_exception_line() -> None:
+    assert exception_line("loss exceeded 1e3") == "loss exceeded 1e3"
+    assert exception_line("") == ""
+    assert exception_line("first\nsecond\n\n") == "second"
+    tb = 'Traceback (most recent call last):\n  File "x.py", line 1, in <module>\n    f()\nKeyError: \'a\'\n'
+    assert exception_line(tb) == "KeyError: 'a'"
+    assert exception_line(_traceback_text()) == "ValueError: unknown task 'x'"
+    multi = tb.replace("KeyError: 'a'", "ValueError: bad spec\nline 2 of the message")
+    assert exception_line(multi) == "ValueError: bad spec line 2 of the message"
 
 
 # --- commands ------------------------------------------------------------------------------------

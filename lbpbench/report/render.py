@@ -22,6 +22,7 @@ from lbpbench.report.load import load_results
 from lbpbench.report.tables import (
     Summary,
     display_table,
+    exception_line,
     failures_table,
     summarise,
     to_markdown,
@@ -156,7 +157,10 @@ def _env_rows(env: dict[str, Any]) -> list[tuple[str, str]]:
 
 
 def _failures_for_display(failures: pd.DataFrame) -> pd.DataFrame:
+    """The failures table as shown: each error's exception line, not the head of its traceback
+    (the full text stays in tables/failures.parquet and .csv)."""
     shown = failures.copy()
+    shown["error"] = shown["error"].map(exception_line)
     shown["error"] = shown["error"].map(lambda e: e if len(e) <= 300 else e[:297] + "...")
     return shown
 
