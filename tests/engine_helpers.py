@@ -9,7 +9,7 @@ import torch
 
 from lbpbench.protocol.builder import build_network
 from lbpbench.protocol.network import MessagePassingNetwork
-from lbpbench.protocol.spec import NetworkSpec
+from lbpbench.tasks.network_spec import NetworkSpec
 
 
 def reference_dir() -> Path:

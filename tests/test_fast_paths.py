@@ -8,9 +8,9 @@ import torch
 from lbpbench.bench import core_instance_macs, learner_macs
 from lbpbench.protocol.builder import build_network
 from lbpbench.protocol.slots import SlotInfo
-from lbpbench.protocol.spec import NetworkSpec
 from lbpbench.protocol.stateful import StatefulCore
 from lbpbench.protocol.stateless import StatelessCore
+from lbpbench.tasks.network_spec import NetworkSpec
 
 
 def _slot(is_param: bool = True, k: int = 3) -> SlotInfo:

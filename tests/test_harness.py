@@ -1,8 +1,9 @@
-"""Meta-training harness: determinism, resume, divergence, baselines, evaluation, CLI."""
+"""Meta-training harness: determinism, resume, divergence and its causes, baselines, evaluation, CLI."""
 
 from __future__ import annotations
 
 import json
+import math
 
 import pytest
 import torch
@@ -10,80 +11,140 @@ from click.testing import CliRunner
 from engine_helpers import reference_dir
 
 from lbpbench.cli import main
+from lbpbench.harness.baselines import SGD, Adam
 from lbpbench.harness.config import RunConfig
 from lbpbench.harness.evaluate import LearnedStepper, evaluate
-from lbpbench.harness.meta_train import MetaTraining
+from lbpbench.harness.members import MamlMember, ProtocolMember
+from lbpbench.harness.population import Population
 from lbpbench.harness.run import run_config
+from lbpbench.protocol.network import MessagePassingNetwork
+from lbpbench.sweep.store import RunFiles
 
 TINY = dict(message_size=4, hidden_size=4, mlp_widths=[32, 16], eval_tasks=10)
 
 
-def _trainer(**kw) -> MetaTraining:
-    return MetaTraining(RunConfig(**{**TINY, **kw}))
+def _population(**kw) -> Population:
+    return Population([ProtocolMember(RunConfig(**{**TINY, **kw}))])
 
 
-def _state_equal(a: MetaTraining, b: MetaTraining) -> None:
-    assert a.history == b.history
-    for (n, p), (_, q) in zip(a.net.state_dict().items(), b.net.state_dict().items(), strict=True):
+def _trained(pop: Population) -> ProtocolMember:
+    pop.sync(0)
+    return pop.members[0]
+
+
+def _state_equal(a: Population, b: Population) -> None:
+    ma, mb = _trained(a), _trained(b)
+    assert ma.history == mb.history and ma.history
+    for (n, p), (_, q) in zip(ma.net.state_dict().items(), mb.net.state_dict().items(), strict=True):
         assert torch.equal(p, q), n
 
 
+def _grads(pop: Population) -> list[torch.Tensor]:
+    pop.optimizer.zero_grad(set_to_none=True)
+    loss = pop._losses([m.draw() for m in pop.members])[:, 0].sum()
+    loss.backward()
+    return [w.grad.clone() for w in pop.weights.values() if w.grad is not None]
+
+
 def test_same_seed_gives_identical_results():
-    a, b = _trainer(seed=3), _trainer(seed=3)
+    a, b = _population(seed=3), _population(seed=3)
     for _ in range(3):
         a.meta_step()
         b.meta_step()
     _state_equal(a, b)
-    c = _trainer(seed=4)
+    c = _population(seed=4)
     c.meta_step()
-    assert c.history[0] != a.history[0]
+    assert c.members[0].history[0] != a.members[0].history[0]
 
 
 def test_resumed_run_equals_uninterrupted_run(tmp_path):
-    full = _trainer(learned_prior=True)
+    full = _population(learned_prior=True)
     for _ in range(4):
         full.meta_step()
-    first = _trainer(learned_prior=True)
+    first = _population(learned_prior=True)
     for _ in range(2):
         first.meta_step()
-    first.save(tmp_path / "checkpoint.pt")
-    resumed = _trainer(learned_prior=True)
-    resumed.load(tmp_path / "checkpoint.pt")
+    first.sync(0)
+    files = RunFiles(tmp_path)
+    files.write_checkpoint(first.members[0].state_dict())
+    member = ProtocolMember(RunConfig(**{**TINY, "learned_prior": True}))
+    member.load_state_dict(files.read_checkpoint())
+    resumed = Population([member])
     for _ in range(2):
         resumed.meta_step()
     _state_equal(full, resumed)
-    for (n, p), (_, q) in zip(full.prior.items(), resumed.prior.items(), strict=True):
-        assert torch.equal(p, q), n
+    for k, p in _trained(full).prior.items():
+        assert torch.equal(p, _trained(resumed).prior[k]), k
 
 
-def test_run_config_resumes_from_its_checkpoint(tmp_path):
-    cfg = RunConfig(**{**TINY, "meta_steps": 4})
+def test_run_config_resumes_with_its_mid_training_evaluations(tmp_path):
+    cfg = RunConfig(**{**TINY, "meta_steps": 4, "eval_every": 1})
     uninterrupted = run_config(cfg, tmp_path / "a", progress=False)
-    half = RunConfig(**{**TINY, "meta_steps": 2})
+    half = RunConfig(**{**TINY, "meta_steps": 2, "eval_every": 1})
     run_config(half, tmp_path / "b", progress=False)
     resumed = run_config(cfg, tmp_path / "b", progress=False)
     assert resumed.status == uninterrupted.status == "ok"
     assert resumed.final == uninterrupted.final
-    meta = lambda r: r.curves[r.curves.phase == "meta_train"].reset_index(drop=True)  # noqa: E731
-    assert meta(resumed).equals(meta(uninterrupted))
+    for phase in ("meta_train", "meta_eval"):
+        a = uninterrupted.curves[uninterrupted.curves.phase == phase].reset_index(drop=True)
+        b = resumed.curves[resumed.curves.phase == phase].reset_index(drop=True)
+        assert sorted(set(a.step)) == [1, 2, 3, 4]
+        # wall_s differs between the runs; every metric of the learner itself must not
+        keep = a.metric != "wall_s"
+        assert a[keep].equals(b[b.metric != "wall_s"]), phase
 
 
-def test_divergence_is_a_result_not_an_exception(tmp_path):
+def test_resume_refuses_a_checkpoint_of_other_settings(tmp_path):
+    run_config(RunConfig(**{**TINY, "meta_steps": 1}), tmp_path, progress=False)
+    other = run_config(RunConfig(**{**TINY, "meta_steps": 2, "seed": 1}), tmp_path, progress=False)
+    assert other.status == "failed"
+    assert "seed: 0 -> 1" in other.error
+
+
+def test_damaged_checkpoint_is_set_aside_and_the_run_restarts(tmp_path):
+    (tmp_path / "checkpoint.pt").write_bytes(b"not a checkpoint")
+    with pytest.warns(UserWarning, match="damaged"):
+        result = run_config(RunConfig(**{**TINY, "meta_steps": 1}), tmp_path, progress=False)
+    assert result.status == "ok"
+    assert (tmp_path / "checkpoint.damaged-0.pt").read_bytes() == b"not a checkpoint"
+
+
+def test_divergence_is_a_result_with_its_cause(tmp_path):
     result = run_config(
         RunConfig(**{**TINY, "meta_steps": 5, "divergence_threshold": 1e-9}), tmp_path, progress=False
     )
     assert result.status == "diverged"
-    assert result.error is None
-    assert all(v == v for v in result.final.values())  # last finite learner still evaluated
+    assert "above divergence_threshold" in result.error and "meta-step 1" in result.error
+    assert result.final and all(math.isfinite(v) for v in result.final.values())  # last finite learner
 
 
-def test_non_finite_meta_loss_marks_diverged():
-    trainer = _trainer()
+def test_non_finite_message_names_the_learner():
+    pop = _population()
+    member = pop.members[0]
+    core = member.net.entries["dense2_W"].core
     with torch.no_grad():
-        for scaling in trainer.net.scalings.values():
-            scaling.out_scale.fill_(float("inf"))
-    trainer.meta_step()
-    assert trainer.diverged and trainer.step == 0
+        for name, w in pop.weights.items():
+            if name.startswith(f"net.cores.{core}.") and w.dim() > 1:
+                w.fill_(float("nan"))
+    pop.meta_step()
+    assert member.diverged and member.step == 0
+    assert "non-finite message from learner" in member.cause and "dense2" in member.cause
+
+
+def test_non_finite_calibration_ends_the_run_without_saving_nan_statistics(tmp_path, monkeypatch):
+    calibrate = MessagePassingNetwork.calibrate
+
+    def poisoned(self, *args, **kwargs):
+        calibrate(self, *args, **kwargs)
+        next(iter(self.standardizers.values())).shift.fill_(float("nan"))
+
+    monkeypatch.setattr(MessagePassingNetwork, "calibrate", poisoned)
+    result = run_config(RunConfig(**{**TINY, "meta_steps": 3}), tmp_path, progress=False)
+    assert result.status == "diverged"
+    assert "calibration statistics are not finite in standardisation of" in result.error
+    saved = torch.load(tmp_path / "learner.pt", weights_only=True)
+    assert all(torch.isfinite(v).all() for v in saved["net"].values())
+    assert result.curves[result.curves.phase == "meta_train"].empty  # it never trained
 
 
 def test_failures_are_recorded_not_raised(tmp_path):
@@ -92,144 +153,184 @@ def test_failures_are_recorded_not_raised(tmp_path):
     assert "unknown task 'no-such-task'" in result.error
 
 
+@pytest.mark.trajectory
 def test_activation_checkpointing_gives_identical_meta_gradients():
-    grads = []
-    for checkpointing in (False, True):
-        trainer = _trainer(checkpointing=checkpointing)
-        loss, _ = trainer.meta_loss()
-        loss.backward()
-        grads.append([p.grad.clone() for p in trainer.trainable_parameters()])
-    for g0, g1 in zip(*grads, strict=True):
+    plain, checkpointed = _grads(_population()), _grads(_population(checkpointing=True))
+    assert len(plain) == len(checkpointed) > 10
+    for g0, g1 in zip(plain, checkpointed, strict=True):
         torch.testing.assert_close(g0, g1, atol=1e-6, rtol=1e-5)
 
 
 def test_truncation_cuts_the_graph():
-    trainer = _trainer(truncation=1)
-    loss, _ = trainer.meta_loss()
-    loss.backward()
-    full = _trainer()
-    full_loss, _ = full.meta_loss()
-    full_loss.backward()
-    assert loss.item() == pytest.approx(full_loss.item())  # same forward
-    differs = any(
-        not torch.allclose(a.grad, b.grad)
-        for a, b in zip(trainer.trainable_parameters(), full.trainable_parameters(), strict=True)
-    )
-    assert differs
+    truncated, full = _population(truncation=1), _population()
+    tr = truncated._losses([truncated.members[0].draw()])
+    fu = full._losses([full.members[0].draw()])
+    assert tr[0, 0].item() == pytest.approx(fu[0, 0].item())  # same forward
+    assert any(not torch.allclose(a, b) for a, b in zip(_grads(truncated), _grads(full), strict=True))
 
 
 def test_learned_prior_is_trained():
-    trainer = _trainer(learned_prior=True, meta_lr=1e-2)
-    before = {k: v.detach().clone() for k, v in trainer.prior.items()}
-    trainer.meta_step()
-    assert any(not torch.equal(before[k], v) for k, v in trainer.prior.items())
+    pop = _population(learned_prior=True, meta_lr=1e-2)
+    before = {k: v.clone() for k, v in pop.members[0].prior.items()}
+    pop.meta_step()
+    assert any(not torch.equal(before[k], v) for k, v in _trained(pop).prior.items())
 
 
-# Every built-in learner x aggregator: 80 meta-steps on the held-out meta-loss, then the eval loss of
-# the trained horizon on 20 fresh tasks versus the untrained learner. Stated margins: MLP and GRU
-# learners at least 2 % lower; the backprop learner's only weights are its log learning rates (and
-# tuned SGD itself gains under 2 % in 5 steps on this task), so mean/sum must be at least 0.2 % lower.
-# backprop+rnn replaces the chain rule's sum with an untrained GRU, which 80 steps do not teach: it
-# must not get worse by more than 0.5 % while its parameters move. One thread, so the float
-# reduction order (and so the trajectory) is the same on every machine.
-MARGINS = {"stateless": 0.98, "stateful": 0.98, "backprop": 0.998}
+# Every built-in learner × aggregator must be meta-trainable: the meta-gradient reaches every learner
+# weight and lowers the meta-loss. Asserted so that it holds on any CPU: float reduction orders
+# differ between instruction sets, and a long meta-training on fresh tasks is chaotic (the same
+# 60-step run of a stateless learner ended 6 % better with AVX-512 kernels and 7 % worse with the
+# plain ones). So the statistic is the meta-loss on one fixed meta-batch after 5 small Adam steps —
+# a descent check, not a trajectory: its ratio to the start agrees to 4 digits under AVX-512, AVX2
+# and the default kernels (stateless/stateful 0.978–0.990, backprop mean/sum 0.9987–0.9988), and
+# each bound leaves at least 5× the distance between those ISAs' results and the bound as room.
+# backprop+rnn replaces the chain rule's sum with an untrained GRU, which is no descent direction
+# at first (1.0018 here): it must not get worse by more than 0.5 % while its weights move.
+DESCENT = {  # learner: (message size, meta lr, bound on meta-loss after / before)
+    "stateless": (4, 1e-3, 0.995),
+    "stateful": (4, 1e-3, 0.995),
+    "backprop": (1, 0.1, 0.9995),
+}
 
 
+@pytest.mark.trajectory
 @pytest.mark.parametrize("learner", ["stateless", "stateful", "backprop"])
 @pytest.mark.parametrize("aggregator", ["mean", "sum", "rnn"])
-def test_short_meta_training_lowers_heldout_loss(learner, aggregator, one_thread):
-    k = 1 if learner == "backprop" else 4
-    config = RunConfig(
-        learner=learner,
-        aggregator=aggregator,
-        message_size=k,
-        hidden_size=4,
-        mlp_widths=[32, 16],
-        meta_lr=0.03 if learner == "backprop" else 3e-3,
-        meta_loss="heldout",
-    )
-    trainer = MetaTraining(config)
-    stepper = LearnedStepper(trainer.net)
-    unused = set(trainer.net.unused_parameter_names())  # the first layer's never-used message MLP
-    start = {n: p.detach().clone() for n, p in trainer.net.named_parameters() if n not in unused}
-    before = evaluate(trainer.net, trainer.family, stepper, n_tasks=20).mean("eval_loss", 5)
-    for _ in range(80):
-        trainer.meta_step()
-    after = evaluate(trainer.net, trainer.family, stepper, n_tasks=20).mean("eval_loss", 5)
-    assert not trainer.diverged
-    moved = {n: not torch.equal(start[n], p) for n, p in trainer.net.named_parameters() if n in start}
+def test_meta_gradient_lowers_the_meta_loss(learner, aggregator, one_thread):
+    k, lr, bound = DESCENT[learner]
+    if learner == "backprop" and aggregator == "rnn":
+        bound = 1.005
+    config = RunConfig(learner=learner, aggregator=aggregator, message_size=k, hidden_size=4,
+                       mlp_widths=[32, 16], meta_lr=lr, meta_loss="heldout", meta_batch=8)
+    pop = Population([ProtocolMember(config)])
+    member = pop.members[0]
+    unused = set(member.net.unused_parameter_names())  # the first layer's never-used message MLP
+    start = {n: p.detach().clone() for n, p in member.net.named_parameters() if n not in unused}
+    batch = member.draw()
+    member.draw = lambda: batch  # one fixed meta-batch: a descent check, not a trajectory
+    for _ in range(6):
+        pop.meta_step()
+    assert not member.diverged, member.cause
+    losses = [row[1] for row in member.history]
+    assert losses[-1] <= bound * losses[0], losses
+    pop.sync(0)
+    moved = {n: not torch.equal(start[n], p) for n, p in member.net.named_parameters() if n in start}
     # Every learner weight moves; an rnn aggregator on a fan-out of 1 never uses its recurrent
     # kernel (h0 = 0), so for aggregators it is enough that each one moves.
     assert all(v for n, v in moved.items() if n.startswith("cores.")), moved
-    for key in trainer.net.aggregators:
+    for key in member.net.aggregators:
         flags = [v for n, v in moved.items() if n.startswith(f"aggregators.{key}.")]
         assert not flags or any(flags), key
-    if learner == "backprop" and aggregator == "rnn":
-        assert after <= 1.005 * before, (before, after)
-    else:
-        assert after <= MARGINS[learner] * before, (before, after)
 
 
-@pytest.mark.parametrize("baseline", ["sgd", "adam"])
-def test_tuned_baselines_pick_a_grid_lr_and_learn(baseline, tmp_path):
+@pytest.mark.parametrize("baseline, grid", [("sgd", SGD().lrs), ("adam", Adam().lrs)])
+def test_tuned_baselines_search_their_own_grid_and_learn(baseline, grid, tmp_path):
     result = run_config(RunConfig(baseline=baseline, eval_tasks=20), tmp_path, progress=False)
     assert result.status == "ok"
     curves = result.curves
-    chosen = float(curves[(curves.phase == "selected")].value.iloc[0])
-    assert chosen in RunConfig().baseline_lrs
     search = curves[curves.phase == "lr_search"].pivot(index="step", columns="metric", values="value")
+    assert tuple(search.lr) == grid  # the baseline's own grid, unless baseline_lrs sets one
+    chosen = float(curves[(curves.phase == "selected")].value.iloc[0])
     assert search.loc[search.val_loss.idxmin(), "lr"] == chosen
     ev = curves[(curves.phase == "eval") & (curves.metric == "eval_loss")].set_index("step").value
     assert ev[5] < ev[0]
 
 
-def test_maml_baseline_trains_its_initialisation(tmp_path):
-    result = run_config(
-        RunConfig(baseline="maml", task="sinusoid-2x10", meta_steps=20, eval_tasks=20),
-        tmp_path,
-        progress=False,
-    )
+def test_baseline_lrs_replaces_the_grid(tmp_path):
+    config = RunConfig(baseline="adam", baseline_lrs=[0.02], eval_tasks=5)
+    result = run_config(config, tmp_path, progress=False)
+    search = result.curves[result.curves.phase == "lr_search"]
+    assert list(search[search.metric == "lr"].value) == [0.02]
+
+
+def test_maml_goes_through_the_population_and_resumes(tmp_path):
+    config = RunConfig(baseline="maml", task="sinusoid-2x10", meta_steps=20, eval_tasks=20)
+    result = run_config(config, tmp_path / "full", progress=False)
     assert result.status == "ok"
     meta = result.curves[(result.curves.phase == "meta_train") & (result.curves.metric == "meta_loss")]
     assert len(meta) == 20
     assert meta.value.iloc[-5:].mean() < meta.value.iloc[:5].mean()
+    half = RunConfig(baseline="maml", task="sinusoid-2x10", meta_steps=10, eval_tasks=20)
+    run_config(half, tmp_path / "resumed", progress=False)
+    resumed = run_config(config, tmp_path / "resumed", progress=False)
+    assert resumed.final == result.final
+    exploding = RunConfig(baseline="maml", task="sinusoid-2x10", divergence_threshold=1e-9)
+    pop = Population([MamlMember(exploding)])
+    pop.meta_step()
+    assert pop.members[0].diverged and "divergence_threshold" in pop.members[0].cause
 
 
-def test_evaluation_beyond_the_trained_horizon():
-    trainer = _trainer()
-    ev = evaluate(trainer.net, trainer.family, LearnedStepper(trainer.net), n_tasks=4, steps=8)
-    assert ev.per_task["eval_loss"].shape == (4, 9)
+def test_evaluation_beyond_the_trained_horizon_keeps_learning():
+    member = _trained(_population())
+    ev = evaluate(member.net, member.family, LearnedStepper(member.net), n_tasks=4, steps=8)
+    loss = ev.per_task["eval_loss"]
+    assert loss.shape == (4, 9) and torch.isfinite(torch.as_tensor(loss)).all()
+    assert (loss[:, 8] != loss[:, 5]).all()  # steps 6..8 still update the parameters
+    train = ev.per_task["train_loss"]
+    assert math.isnan(train[0, 0]) and torch.isfinite(torch.as_tensor(train[:, 1:])).all()
 
 
 def test_train_and_eval_cli(tmp_path):
     out = tmp_path / "run"
-    args = [
-        "train",
-        "--steps",
-        "2",
-        "--message-size",
-        "4",
-        "--hidden-size",
-        "4",
-        "--eval-tasks",
-        "5",
-        "--out",
-        str(out),
-        "--quiet",
-    ]
+    args = ["train", "--steps", "2", "--message-size", "4", "--hidden-size", "4", "--mlp-widths", "16,8",
+            "--eval-tasks", "5", "--out", str(out), "--quiet"]
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output
     assert "stateful/mean on sinusoid-5x10: ok" in result.output
-    assert json.loads((out / "status.json").read_text())["status"] == "ok"
+    status = json.loads((out / "status.json").read_text())
+    assert status["status"] == "ok" and status["schema"] == 2
+    config = json.loads((out / "config.json").read_text())
+    assert config["config"]["mlp_widths"] == [16, 8] and config["run_id"].startswith("sinusoid-5x10_")
     result = CliRunner().invoke(main, ["eval", str(out), "--eval-tasks", "5", "--eval-steps", "7"])
     assert result.exit_code == 0, result.output
     assert result.output.strip().splitlines()[-1].startswith("   7")
+    # the same folder with another seed is another run: refused, nothing changed
+    before = (out / "checkpoint.pt").read_bytes()
+    result = CliRunner().invoke(main, [*args[:-3], "--seed", "1", "--out", str(out), "--quiet"])
+    assert result.exit_code == 2 and "seed: 0 -> 1" in result.output
+    assert (out / "checkpoint.pt").read_bytes() == before
 
 
-def test_train_cli_rejects_bad_settings(tmp_path):
-    result = CliRunner().invoke(main, ["train", "--message-size", "0", "--out", str(tmp_path)])
+@pytest.mark.parametrize(
+    "extra, needle",
+    [(["--message-size", "0"], "message_size"), (["--aggregator", "nope"], "unknown aggregator 'nope'"),
+     (["--activation", "nope"], "unknown node_type 'nope'"), (["--mlp-widths", "a,b"], "comma-separated")],
+)
+def test_train_cli_rejects_bad_settings_before_writing(tmp_path, extra, needle):
+    out = tmp_path / "never"
+    result = CliRunner().invoke(main, ["train", *extra, "--out", str(out)])
     assert result.exit_code == 2
-    assert "message_size" in result.output
+    assert needle in result.output and "Traceback" not in result.output
+    assert not out.exists()
+
+
+def test_train_options_come_from_run_config():
+    train = main.get_command(None, "train")
+    names = {p.name for p in train.params}
+    assert set(RunConfig().to_dict()) <= names
+    steps = next(p for p in train.params if p.name == "meta_steps")
+    assert "--steps" in steps.opts and steps.default == RunConfig().meta_steps
+
+
+def test_status_json_is_strict_for_a_diverged_run(tmp_path, monkeypatch):
+    def never(*_a, **_k):
+        raise ValueError("strict JSON has no bare NaN")
+
+    out = tmp_path / "run"
+    result = CliRunner().invoke(main, ["train", "--steps", "1", "--message-size", "2", "--hidden-size", "2",
+                                       "--mlp-widths", "8", "--eval-tasks", "3", "--divergence-threshold",
+                                       "1e-12", "--out", str(out), "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert "diverged" in result.output
+    status = json.loads((out / "status.json").read_text(), parse_constant=never)
+    assert status["status"] == "diverged" and "divergence_threshold" in status["error"]
+
+
+def test_activation_setting_overrides_the_task(tmp_path):
+    pop = _population(activation="tanh")
+    assert [n.name for n in pop.members[0].net.nodes][:3] == ["dense1", "act1", "dense2"]
+    assert type(pop.members[0].net.nodes[1]).__name__ == "TanhNode"
+    assert pop.meta_step()[0]["meta_loss"] > 0
 
 
 def test_eval_reference_checkpoint_reproduces_the_paper():
@@ -252,14 +353,15 @@ def test_transfer_tasks_evaluate_the_trained_learner_elsewhere(tmp_path):
 
 
 def test_compiled_inner_step_matches_eager():
-    """torch.compile path (MetaTraining(compile=True), `train --compile`) vs eager: same loss, gradients."""
+    """torch.compile path (`train --compile`) vs eager: same loss and meta-gradients."""
     small = dict(TINY, mlp_widths=[8], message_size=2, hidden_size=2, meta_batch=1)
     results = []
     for compile_step in (False, True):
-        trainer = MetaTraining(RunConfig(**small), compile=compile_step)
-        loss, _ = trainer.meta_loss()
+        pop = Population([ProtocolMember(RunConfig(**small), compile=compile_step)])
+        loss = pop._losses([pop.members[0].draw()])[0, 0]
         loss.backward()
-        results.append((loss.detach(), [p.grad.clone() for p in trainer.trainable_parameters()]))
+        results.append((loss.detach(), [w.grad.clone() for w in pop.weights.values() if w.grad is not None]))
     torch.testing.assert_close(results[0][0], results[1][0], atol=1e-6, rtol=1e-5)
+    assert len(results[0][1]) == len(results[1][1]) > 10
     for g0, g1 in zip(results[0][1], results[1][1], strict=True):
         torch.testing.assert_close(g0, g1, atol=1e-6, rtol=1e-4)

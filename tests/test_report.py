@@ -22,13 +22,14 @@ from report_fixtures import (
     learned_final,
 )
 
+from lbpbench.errors import exception_line
 from lbpbench.report.commands import compare_command, report_command
 from lbpbench.report.compare import compare_frames, format_comparison, min_p_value
 from lbpbench.report.figures import all_figures, choose_heatmap_axes
 from lbpbench.report.load import ReportError, group_keys, load_results, varying_axes
 from lbpbench.report.render import build_report, render_html, render_markdown
 from lbpbench.report.stats import bootstrap_ci, iqm
-from lbpbench.report.tables import display_table, exception_line, summarise, write_tables
+from lbpbench.report.tables import display_table, summarise, write_tables
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

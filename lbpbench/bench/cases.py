@@ -1,8 +1,8 @@
 """Benchmark cases (task x learner x aggregator x inner/meta step) and seed-batch scaling.
 
 This is the only module of the bench that touches the meta-training harness, in three functions:
-`bench_config` (the RunConfig), `case_workload` (MetaTraining) and `seed_batch_workload`
-(SeedBatchTraining). Each turns the harness object into a `Workload` — a callable, its analytic
+`bench_config` (the RunConfig), `case_workload` (a population of one) and `seed_batch_workload`
+(a population of several seeds). Each turns the harness object into a `Workload` — a callable, its analytic
 FLOPs and its device — so the rest of the bench never sees harness attributes.
 """
 
@@ -55,13 +55,14 @@ class Case:
 
 # ------------------------------------------------------------------------------ harness boundary
 def bench_config(task: str, learner: str, aggregator: str, device: str, **overrides: Any) -> Any:
-    """The RunConfig of one benchmark case (backprop needs message size 1)."""
+    """The RunConfig of one benchmark case (backprop needs message size 1; it never runs out of
+    meta-steps, so a workload can be timed any number of times)."""
     from lbpbench.harness.config import RunConfig
 
     options: dict[str, Any] = {"message_size": 1} if learner == "backprop" else {}
     options.update(overrides)
     return RunConfig(
-        task=task, learner=learner, aggregator=aggregator, device=device, meta_steps=1, **options
+        task=task, learner=learner, aggregator=aggregator, device=device, meta_steps=10**9, **options
     )
 
 
@@ -75,38 +76,40 @@ def case_workload(
     **overrides: Any,
 ) -> Workload:
     """One meta-step ("meta") or one no-grad learned inner step over the meta-batch ("inner") of
-    a fresh MetaTraining for the case; `overrides` go to the RunConfig."""
-    from lbpbench.harness.meta_train import MetaTraining
+    a fresh population of one for the case; `overrides` go to the RunConfig."""
+    from lbpbench.harness.members import ProtocolMember
+    from lbpbench.harness.population import Population
 
-    mt = MetaTraining(bench_config(task, learner, aggregator, device, **overrides), compile=compile)
-    n, family, net = mt.meta_batch, mt.family, mt.net
+    member = ProtocolMember(bench_config(task, learner, aggregator, device, **overrides), compile=compile)
+    n, family, net = member.meta_batch, member.family, member.net
     if kind == "meta":
         flops = meta_step_flops(net, n, family.batch_size, family.inner_steps)
-        return Workload(mt.meta_step, flops, mt.device)
-    tasks = family.sample(n, torch.Generator().manual_seed(0)).to(mt.device)
+        return Workload(Population([member]).meta_step, flops, member.device)
+    tasks = family.sample(n, torch.Generator().manual_seed(0)).to(member.device)
     batch_size = tasks.train_x.shape[2]
-    params = mt.initial_params(n)
-    carries = net.init_carries(n, batch_size, device=mt.device)
+    params, _ = member.draw()
+    carries = net.init_carries(n, batch_size, device=member.device)
     x, y = tasks.train_x[:, 0], tasks.train_y[:, 0]
 
     def step() -> Any:
         with torch.no_grad():
             return net.inner_step(params, carries, x, y)
 
-    return Workload(step, step_flops(net, n, batch_size), mt.device)
+    return Workload(step, step_flops(net, n, batch_size), member.device)
 
 
 def seed_batch_workload(
     task: str, learner: str, aggregator: str, device: str, seeds: int, **overrides: Any
 ) -> Workload:
-    """One meta-step of seeds 0..seeds-1 of a configuration as one vectorised SeedBatchTraining."""
-    from lbpbench.harness.seed_batch import SeedBatchTraining
+    """One meta-step of seeds 0..seeds-1 of a configuration as one vectorised population."""
+    from lbpbench.harness.members import ProtocolMember
+    from lbpbench.harness.population import Population
 
     configs = [bench_config(task, learner, aggregator, device, seed=s, **overrides) for s in range(seeds)]
-    batch = SeedBatchTraining(configs)
+    batch = Population([ProtocolMember(c) for c in configs])
     one = batch.members[0]
     flops = meta_step_flops(one.net, one.meta_batch, one.family.batch_size, one.family.inner_steps)
-    return Workload(batch.meta_step, None if flops is None else seeds * flops, batch.device)
+    return Workload(batch.meta_step, None if flops is None else seeds * flops, one.device)
 
 
 # ------------------------------------------------------------------------------ measurements

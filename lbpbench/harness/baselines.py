@@ -12,7 +12,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from lbpbench.protocol.network import MessagePassingNetwork
+from lbpbench.tasks.optimizee import Optimizee
 
 
 class SGD:
@@ -80,7 +80,7 @@ class GradientStepper:
     """Adapts a baseline optimiser to the evaluation's Stepper protocol (autograd gradients)."""
 
     def __init__(
-        self, net: MessagePassingNetwork, optimiser: Any, lr: float, create_graph: bool = False
+        self, net: Optimizee, optimiser: Any, lr: float, create_graph: bool = False
     ) -> None:
         self.net, self.optimiser, self.lr, self.create_graph = net, optimiser, lr, create_graph
 

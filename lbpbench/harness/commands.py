@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
-import json
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import click
 
-from lbpbench.harness.config import SHARINGS, RunConfig
+from lbpbench.errors import exception_line
+from lbpbench.harness.config import (
+    DEVICES,
+    META_LOSSES,
+    SHARINGS,
+    RunConfig,
+    field_types,
+    training_differences,
+    unknown_components,
+)
 from lbpbench.harness.evaluate import Evaluation
 
 
@@ -20,62 +30,131 @@ def _print_evaluation(evaluation: Evaluation) -> None:
         click.echo(f"{s:>4}  " + "  ".join(f"{v:>14.6g}" for v in values))
 
 
+# One line of help per RunConfig field the command line shows; the options themselves (names,
+# types, defaults, choices) are derived from RunConfig, so there is no second list of settings.
+FIELD_HELP = {
+    "task": "Task family.",
+    "learner": "Learner family.",
+    "aggregator": "Message aggregator.",
+    "message_size": "Message channels k.",
+    "hidden_size": "Hidden carry size of stateful learners.",
+    "sharing": "Learner sharing across the network.",
+    "activation": "Activation node type (default: the task's).",
+    "mlp_widths": "Hidden widths of the learners' MLPs, comma-separated.",
+    "untrained_message_mlp": "The reference's untrained message MLP (stateless learners).",
+    "baseline": "Run a baseline (sgd, adam, maml, ...) instead of a learner.",
+    "seed": "Seed of learner init, tasks and initialisations.",
+    "meta_steps": "Meta-training steps.",
+    "meta_batch": "Tasks per meta-step (default: the task's).",
+    "meta_lr": "Outer Adam learning rate (default: the task's).",
+    "meta_loss": "mixed: hint + held-out; heldout: MAML-style.",
+    "hint_weight": "Weight of the hint loss in the mixed meta-loss.",
+    "truncation": "Backpropagate through the last N inner steps only (0: all).",
+    "checkpointing": "Per-step activation checkpointing (less memory, more time).",
+    "learned_prior": "Meta-learn the initial parameters too.",
+    "init_pool": "Initialisations in the fixed pool (default: the task's).",
+    "eval_tasks": "Evaluation tasks (fixed set, also used during meta-training).",
+    "eval_every": "Meta-steps between evaluations during meta-training (0: only at the end).",
+    "eval_steps": "Inner steps at evaluation (beyond the trained horizon allowed).",
+    "transfer_tasks": "Also evaluate the trained learner on these tasks, comma-separated.",
+    "baseline_lrs": "Learning rates a baseline searches, comma-separated (default: its own grid).",
+    "divergence_threshold": "A meta-loss above this ends the run as diverged.",
+    "device": "cpu, cuda or auto.",
+    "data_dir": "Folder of IDX files (image tasks).",
+}
+ALIASES = {"meta_steps": ("--steps",)}
+
+
+class _ListOf(click.ParamType):
+    """A comma-separated list of one item type ("80,40"); empty text is the empty list."""
+
+    def __init__(self, item: type) -> None:
+        self.item = item
+        self.name = f"list of {item.__name__}"
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> list[Any]:
+        if isinstance(value, list):
+            return value
+        try:
+            return [self.item(v.strip()) for v in str(value).split(",") if v.strip()]
+        except ValueError:
+            self.fail(f"{value!r} is not a comma-separated list of {self.item.__name__}", param, ctx)
+
+
+def run_config_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Decorate a click command with one option per RunConfig field (types and defaults from it)."""
+    defaults = RunConfig().to_dict()
+    choices = {"sharing": SHARINGS, "meta_loss": META_LOSSES, "device": DEVICES}
+    scalar = {"int": int, "float": float, "str": str}
+    for name, annotation in reversed(list(field_types().items())):
+        flag = "--" + name.replace("_", "-")
+        base = annotation.replace(" | None", "")
+        kwargs: dict[str, Any] = {"default": defaults[name], "help": FIELD_HELP.get(name, "")}
+        if base == "bool":
+            decls = [f"{flag}/--no-{name.replace('_', '-')}"]
+        else:
+            decls = [flag, *ALIASES.get(name, ())]
+            if name in choices:
+                kwargs["type"] = click.Choice(choices[name])
+            elif base.startswith("list["):
+                kwargs["type"] = _ListOf(scalar[base[len("list["):-1]])
+                kwargs["default"] = None if defaults[name] is None else ",".join(map(str, defaults[name]))
+            else:
+                kwargs["type"] = scalar[base]
+        command = click.option(*decls, name, show_default=defaults[name] is not None, **kwargs)(command)
+    return command
+
+
 @click.command("train")
-@click.option("--task", default="sinusoid-5x10", show_default=True)
-@click.option("--learner", default="stateful", show_default=True)
-@click.option("--aggregator", default="mean", show_default=True)
-@click.option("--message-size", type=int, default=8, show_default=True)
-@click.option("--hidden-size", type=int, default=15, show_default=True)
-@click.option("--sharing", type=click.Choice(SHARINGS), default="layer", show_default=True)
-@click.option("--baseline", default=None, help="Run a baseline (sgd, adam, maml, ...) instead of a learner.")
-@click.option("--steps", "meta_steps", type=int, default=200, show_default=True, help="Meta-training steps.")
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--meta-batch", type=int, default=None, help="Tasks per meta-step (default: the task's).")
-@click.option("--meta-lr", type=float, default=None, help="Outer Adam learning rate (default: the task's).")
-@click.option("--meta-loss", type=click.Choice(["mixed", "heldout"]), default="mixed", show_default=True)
+@run_config_options
 @click.option(
-    "--truncation", type=int, default=0, show_default=True, help="Backpropagate through the last N steps."
+    "--compile/--no-compile", "compile_step", default=False,
+    help="torch.compile the inner step (slow start, faster steps).",
 )
-@click.option(
-    "--compile/--no-compile", default=False, help="torch.compile the inner step (slow start, faster steps)."
-)
-@click.option("--checkpointing/--no-checkpointing", default=False, help="Per-step activation checkpointing.")
-@click.option(
-    "--learned-prior/--no-learned-prior", default=False, help="Meta-learn the initial parameters too."
-)
-@click.option("--eval-tasks", type=int, default=100, show_default=True)
-@click.option(
-    "--eval-every", type=int, default=0, show_default=True, help="Meta-steps between evaluations (0: end)."
-)
-@click.option(
-    "--eval-steps", type=int, default=None, help="Inner steps at evaluation (beyond the horizon allowed)."
-)
-@click.option("--device", type=click.Choice(["cpu", "cuda", "auto"]), default="cpu", show_default=True)
-@click.option("--data-dir", type=click.Path(file_okay=False), default=None, help="Folder of IDX files.")
 @click.option("--out", "out", type=click.Path(file_okay=False, path_type=Path), required=True)
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def train_command(out: Path, quiet: bool, compile: bool, **settings: object) -> None:
-    """Meta-train one learner (or run one baseline), evaluate it, write OUT/."""
+def train_command(out: Path, quiet: bool, compile_step: bool, **settings: Any) -> None:
+    """Meta-train one learner (or run one baseline), evaluate it, write OUT/ (the sweep's run-folder
+    format). Re-running the same command resumes from OUT/checkpoint.pt."""
     from lbpbench.harness.run import run_config
+    from lbpbench.registry import get_registry
+    from lbpbench.sweep.executors import RunTask, execute_run
+    from lbpbench.sweep.identity import identity_payload, run_id
+    from lbpbench.sweep.store import RunFiles
 
     try:
         config = RunConfig(**settings)
+        registry = get_registry()
+        problems = unknown_components(config.to_dict(), registry.names)
+        if problems:
+            raise ValueError("; ".join(problems))
     except ValueError as exc:
         raise click.UsageError(str(exc)) from exc
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "config.json").write_text(json.dumps(config.to_dict(), indent=2))
-    result = run_config(config, out, progress=not quiet, compile=compile)
-    summary = {
-        "status": result.status,
-        "final": result.final,
-        "wall_time_s": result.wall_time_s,
-        "error": result.error,
-    }
-    (out / "status.json").write_text(json.dumps(summary, indent=2))
-    if result.status == "failed":
-        raise click.ClickException(f"run failed:\n{result.error}")
-    finals = ", ".join(f"{k}={v:.6g}" for k, v in result.final.items())
-    click.echo(f"{config.method} on {config.task}: {result.status} in {result.wall_time_s:.1f}s; {finals}")
+    files = RunFiles(out)
+    saved = files.read_checkpoint() if out.is_dir() else None
+    if saved is not None and saved.get("config") is not None:
+        differences = training_differences(saved["config"], config)
+        if differences:
+            raise click.UsageError(
+                f"{out} holds a checkpoint of a run with other settings ({'; '.join(differences)}); "
+                "use another --out, or delete its checkpoint.pt to start over"
+            )
+
+    def runner(cfg: RunConfig, run_dir: Path, *, progress: bool = False) -> Any:
+        return run_config(cfg, files, progress=not quiet, registry=registry, compile=compile_step)
+
+    identity = identity_payload(config)
+    recorded = {k: v for k, v in identity.items() if k != "config"}
+    task = RunTask(run_id(config), config.to_dict(), str(out), recorded)
+    outcome = execute_run(task, runner)
+    if outcome.status == "failed":
+        line = exception_line(outcome.error)
+        raise click.ClickException(f"run failed: {line} (traceback in {out / 'status.json'})")
+    status = RunFiles(out).read_status()
+    finals = ", ".join(f"{k}={float(v):.6g}" for k, v in (status.get("final") or {}).items())
+    cause = f" ({outcome.error})" if outcome.status == "diverged" and outcome.error else ""
+    took = f"{outcome.wall_time_s:.1f}s"
+    click.echo(f"{config.method} on {config.task}: {outcome.status}{cause} in {took}; {finals}")
 
 
 @click.command("eval")

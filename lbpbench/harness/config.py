@@ -10,8 +10,18 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
+from lbpbench.protocol.sharing import SHARINGS
+
+# RunConfig field -> registry kind of the component(s) it names (a list field names several).
+COMPONENT_FIELDS = {
+    "task": "task",
+    "learner": "learner",
+    "aggregator": "aggregator",
+    "baseline": "baseline",
+    "activation": "node_type",
+    "transfer_tasks": "task",
+}
 META_LOSSES = ("mixed", "heldout")
-SHARINGS = ("layer", "kind", "all")
 DEVICES = ("cpu", "cuda", "auto")
 
 
@@ -25,6 +35,7 @@ class RunConfig:
     message_size: int = 8
     hidden_size: int = 15
     sharing: str = "layer"
+    activation: str | None = None  # None: the task's; else a registered activation node type
     mlp_widths: list[int] = field(default_factory=lambda: [80, 40])
     untrained_message_mlp: bool = False
     baseline: str | None = None
@@ -42,8 +53,7 @@ class RunConfig:
     eval_every: int = 0  # meta-steps between evaluations during training; 0: only at the end
     eval_steps: int | None = None  # None: the task's inner steps
     transfer_tasks: list[str] = field(default_factory=list)  # also evaluate the trained learner on these
-    baseline_lrs: list[float] = field(default_factory=lambda: [0.001, 0.003, 0.01, 0.03, 0.1, 0.3])
-    maml_inner_lr: float = 0.05
+    baseline_lrs: list[float] | None = None  # None: the baseline's own learning-rate grid
     divergence_threshold: float = 1e3
     device: str = "cpu"
     data_dir: str | None = None
@@ -58,6 +68,7 @@ class RunConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RunConfig:
+        data = {k: v for k, v in data.items() if k not in RETIRED_FIELDS}
         unknown = sorted(set(data) - set(field_types()))
         if unknown:
             raise ValueError(
@@ -69,6 +80,42 @@ class RunConfig:
     def method(self) -> str:
         """The label reports group by: a baseline's name, or learner/aggregator."""
         return self.baseline if self.baseline else f"{self.learner}/{self.aggregator}"
+
+
+# Fields older files may hold that no longer exist: they never changed a result (maml_inner_lr was
+# hashed into run ids but never read), so reading such a file drops them.
+RETIRED_FIELDS = frozenset({"maml_inner_lr"})
+
+# Settings a resumed run may change: how long it trains and how it is evaluated or executed.
+# Every other setting is part of what a checkpoint was trained with (checked on resume).
+RESUMABLE_CHANGES = frozenset(
+    {"meta_steps", "eval_tasks", "eval_every", "eval_steps", "transfer_tasks", "device", "data_dir",
+     "baseline_lrs"}
+)
+
+
+def training_differences(saved: dict[str, Any], config: RunConfig) -> list[str]:
+    """`key: saved -> now` for every setting that changed the training since `saved` was written."""
+    now = config.to_dict()
+    return [
+        f"{k}: {saved.get(k)!r} -> {now.get(k)!r}"
+        for k in sorted((set(saved) | set(now)) - RETIRED_FIELDS)
+        if k not in RESUMABLE_CHANGES and saved.get(k) != now.get(k)
+    ]
+
+
+def unknown_components(data: dict[str, Any], names: Any) -> list[str]:
+    """`unknown <kind> 'x'; registered: ...` for every component name `names(kind)` does not list."""
+    problems = []
+    for key, kind in COMPONENT_FIELDS.items():
+        value = data.get(key)
+        known = names(kind) if value not in (None, []) else None
+        if known is None:
+            continue
+        for v in value if isinstance(value, list) else [value]:
+            if v not in known:
+                problems.append(f"{key}: unknown {kind} {v!r}; registered: {', '.join(known) or '(none)'}")
+    return problems
 
 
 def field_types() -> dict[str, str]:

@@ -18,6 +18,7 @@ from torch import Tensor
 from lbpbench.harness.allocator import retain_freed_memory
 from lbpbench.protocol.network import MessagePassingNetwork
 from lbpbench.tasks.base import TaskBatch, TaskFamily
+from lbpbench.tasks.optimizee import Optimizee
 
 EVAL_SEED = 20_200_701  # every method and seed is evaluated on the same tasks
 INSTANCE_BUDGET = 40_000_000  # floats of hidden activation per chunk of evaluation tasks
@@ -49,6 +50,10 @@ class LearnedStepper:
         out = self.net.inner_step(params, state, x, y)
         return out.params, out.carries
 
+    def state_floats(self, batch_size: int) -> int:
+        """Floats of the largest per-task carry: sizes the evaluation's task chunks."""
+        return max((int(np.prod(s)) for s in self.net.carry_shapes(batch_size).values()), default=0)
+
 
 def with_steps(family: TaskFamily, steps: int) -> TaskFamily:
     """The same family with a different number of inner steps (fresh batches beyond the horizon)."""
@@ -60,7 +65,7 @@ def with_steps(family: TaskFamily, steps: int) -> TaskFamily:
 
 
 def step_metrics(
-    net: MessagePassingNetwork,
+    net: Optimizee,
     params: dict[str, Tensor],
     eval_x: Tensor,
     eval_y: Tensor,
@@ -71,8 +76,8 @@ def step_metrics(
     Regression: mean over points of ½(y - ŷ)². Classification: mean over images of the per-image
     cross-entropy (LAYOUT.md's eval_ce) and the argmax accuracy.
     """
-    pred = net(params, eval_x)
-    element = net.nodes[-1].element_loss(pred, eval_y)
+    pred = net.forward(params, eval_x)
+    element = net.loss_node.element_loss(pred, eval_y)
     if classification:
         return {
             "eval_loss": element.sum(-1).mean(-1),
@@ -102,15 +107,16 @@ class Evaluation:
         return float("nan") if np.isnan(column).all() else float(column.mean())
 
 
-def _chunk_size(net: MessagePassingNetwork, batch_size: int, n_tasks: int) -> int:
-    widest = max((int(np.prod(s)) for s in net.carry_shapes(batch_size).values()), default=0)
+def _chunk_size(net: Optimizee, stepper: Stepper, batch_size: int, n_tasks: int) -> int:
+    state_floats = getattr(stepper, "state_floats", None)
+    widest = state_floats(batch_size) if state_floats is not None else 0
     widest = max(widest, max(int(np.prod(s)) for s in net.param_shapes().values()) * batch_size)
     return int(max(1, min(n_tasks, INSTANCE_BUDGET // max(1, widest * 80))))
 
 
 @torch.no_grad()
 def evaluate(
-    net: MessagePassingNetwork,
+    model: Optimizee | MessagePassingNetwork,
     family: TaskFamily,
     stepper: Stepper,
     *,
@@ -124,15 +130,17 @@ def evaluate(
     """Metrics before and after each of `steps` inner steps, on `n_tasks` fresh tasks.
 
     Tasks and initial parameters come from `seed` alone, so every method sees the same tasks.
-    initial_params (a learned prior, [1, ...]) replaces the random initialisation.
+    initial_params (a learned prior, [1, ...]) replaces the random initialisation. `model` is the
+    optimizee, or a message-passing network (its optimizee is used).
     """
+    net: Optimizee = model.optimizee if isinstance(model, MessagePassingNetwork) else model
     retain_freed_memory()
     steps = family.inner_steps if steps is None else steps
     generator = torch.Generator().manual_seed(seed)
     tasks: TaskBatch = with_steps(family, steps).sample(n_tasks, generator, split=split).to(device)
     init = net.init_params(n_tasks, generator)
     classification = family.metric == "eval_accuracy"
-    chunk = _chunk_size(net, family.batch_size, n_tasks)
+    chunk = _chunk_size(net, stepper, family.batch_size, n_tasks)
     collected: dict[str, list[np.ndarray]] = {}
     for start in range(0, n_tasks, chunk):
         sl = slice(start, min(n_tasks, start + chunk))

@@ -1,8 +1,11 @@
-"""run_config: one run, learned protocol or baseline, from config to curves — never raising.
+"""run_config / run_seed_batch: runs, learned protocol or baseline, from config to results — never raising.
 
-Output folder (when given): `checkpoint.pt` (meta-training state, for resume), `learner.pt` (the
-final learner, for `lbpbench eval`), `curves.parquet`. A failure becomes status "failed" with the
-traceback; divergence becomes status "diverged" with the last finite metrics.
+Every meta-trained run (a learned protocol, or MAML) is a member of a `Population` driven by the
+one loop in `harness/driver.py`; a single run is a population of one. The harness writes no run
+file itself: it returns a `RunResult` and persists checkpoints and the trained learner through the
+store's `RunFiles` (`lbpbench.sweep.store`), the one writer of a run folder. A failure becomes status
+"failed" with the traceback; divergence becomes "diverged" with its cause and the last finite learner
+evaluated.
 """
 
 from __future__ import annotations
@@ -17,23 +20,24 @@ from typing import Any
 
 import pandas as pd
 import torch
-from tqdm import tqdm
 
-from lbpbench.harness import defaults
 from lbpbench.harness.baselines import GradientStepper
 from lbpbench.harness.config import RunConfig
+from lbpbench.harness.driver import CheckpointFiles, drive, resume
 from lbpbench.harness.evaluate import EVAL_SEED, Evaluation, LearnedStepper, evaluate
-from lbpbench.harness.meta_train import (
-    MetaTraining,
+from lbpbench.harness.members import (
+    Member,
+    ProtocolMember,
     learner_network,
     make_family,
+    make_member,
+    network_spec,
     resolve_device,
     resolve_registry,
 )
-from lbpbench.harness.seed_batch import SeedBatchTraining, batchable
-from lbpbench.protocol.builder import build_network
+from lbpbench.harness.population import Population, batchable
+from lbpbench.tasks.optimizee import build_optimizee
 
-CHECKPOINT_SECONDS = 30.0
 CURVE_COLUMNS = ["phase", "step", "metric", "value"]
 
 
@@ -43,7 +47,7 @@ class RunResult:
     curves: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=CURVE_COLUMNS))
     final: dict[str, float] = field(default_factory=dict)
     wall_time_s: float = 0.0
-    error: str | None = None
+    error: str | None = None  # failed: the traceback; diverged: the cause
     metric: str = ""
     device: str = "cpu"
 
@@ -63,158 +67,211 @@ def _meta_curves(history: list[list[float]]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=CURVE_COLUMNS)
 
 
-def run_learned(
-    config: RunConfig, out_dir: Path | None, progress: bool, registry: Any, compile: bool = False
-) -> RunResult:
-    trainer = MetaTraining(config, registry, compile=compile)
-    ckpt = out_dir / "checkpoint.pt" if out_dir else None
-    if ckpt is not None and ckpt.exists():
-        trainer.load(ckpt)
-    meta_evals: list[dict[str, Any]] = []
-    bar = tqdm(
-        total=config.meta_steps, initial=trainer.step, disable=not progress, desc=config.method, leave=False
-    )
-    last_save, started, start_step = time.monotonic(), time.monotonic(), trainer.step
-    while trainer.step < config.meta_steps and not trainer.diverged:
-        metrics = trainer.meta_step()
-        bar.update(1)
-        rate = (trainer.step - start_step) / max(1e-9, time.monotonic() - started)
-        bar.set_postfix(meta_loss=f"{metrics['meta_loss']:.4g}", steps_per_s=f"{rate:.2f}")
-        if config.eval_every and trainer.step % config.eval_every == 0:
-            meta_evals += _meta_eval(trainer, config)
-        if ckpt is not None and time.monotonic() - last_save > CHECKPOINT_SECONDS:
-            trainer.save(ckpt)
-            last_save = time.monotonic()
-    bar.close()
-    if ckpt is not None:
-        trainer.save(ckpt)
-    return _finish(trainer, config, out_dir, registry, meta_evals)
+def run_files(out: Path | str | CheckpointFiles | None) -> CheckpointFiles | None:
+    """A run folder as the store's writer (the harness never writes a run file itself)."""
+    if out is None or hasattr(out, "write_checkpoint"):
+        return out  # type: ignore[return-value]
+    from lbpbench.sweep.store import RunFiles
+
+    return RunFiles(Path(out))
 
 
-def _meta_eval(trainer: MetaTraining, config: RunConfig) -> list[dict[str, Any]]:
-    """Rows of a quick evaluation (≤ 20 tasks) during meta-training."""
-    ev = evaluate(
-        trainer.net,
-        trainer.family,
-        LearnedStepper(trainer.net),
-        n_tasks=min(20, config.eval_tasks),
-        initial_params=trainer.prior_params(),
-        device=trainer.device,
-    )
-    return [
-        {"phase": "meta_eval", "step": trainer.step, "metric": k, "value": v}
-        for k, v in _final(ev, trainer.family.inner_steps).items()
-    ]
-
-
-def _finish(
-    trainer: MetaTraining,
+def run_config(
     config: RunConfig,
-    out_dir: Path | None,
-    registry: Any,
-    meta_evals: list[dict[str, Any]],
+    out_dir: Path | str | CheckpointFiles | None = None,
+    *,
+    progress: bool = True,
+    registry: Any = None,
+    compile: bool = False,
 ) -> RunResult:
-    """Evaluate a meta-trained learner (and its transfers), save it, assemble the run's result."""
+    """Run one configuration to completion. Never raises for a failed or diverged run.
+
+    compile: torch.compile the inner step (an execution option, not part of the run's identity)."""
+    started = time.monotonic()
+    try:
+        registry = resolve_registry(registry)
+        files = run_files(out_dir)
+        if config.baseline and not _meta_trained(config, registry):
+            result = run_tuned_baseline(config, registry)
+        else:
+            (result,) = run_population(
+                [config], [files], progress=progress, registry=registry, compile=compile
+            )
+    except Exception:  # noqa: BLE001 - a sweep records failures instead of stopping
+        result = RunResult("failed", error=traceback.format_exc(), device=config.device)
+    result.wall_time_s = time.monotonic() - started
+    return result
+
+
+def run_seed_batch(
+    configs: Sequence[RunConfig],
+    out_dirs: Sequence[Path | str | CheckpointFiles | None],
+    *,
+    progress: bool = False,
+    registry: Any = None,
+) -> list[RunResult]:
+    """Runs that differ only in seed, meta-trained as one vectorised population.
+
+    Same results per run as `run_config` up to float rounding (tests/test_seed_batch.py); each
+    member checkpoints to its own folder, so either entry resumes the other's runs. Configs that
+    cannot be batched, or members resumed at different steps, run one by one. Each result's wall
+    time is the batch's, divided evenly. Never raises: a failure marks every run of the batch failed.
+    """
+    if len(configs) != len(out_dirs):
+        raise ValueError(f"{len(configs)} configs but {len(out_dirs)} output folders")
+    registry = resolve_registry(registry)
+
+    def one_by_one() -> list[RunResult]:
+        pairs = zip(configs, out_dirs, strict=True)
+        return [run_config(c, o, progress=progress, registry=registry) for c, o in pairs]
+
+    if batchable(configs) is not None:
+        return one_by_one()
+    started = time.monotonic()
+    try:
+        files = [run_files(o) for o in out_dirs]
+        members = [make_member(c, registry) for c in configs]
+        resume(members, files)
+        if len({m.step for m in members}) > 1:
+            return one_by_one()
+        results = _train_and_finish(members, files, progress, registry)
+    except Exception:  # noqa: BLE001 - a sweep records failures instead of stopping
+        error = traceback.format_exc()
+        results = [RunResult("failed", error=error, device=c.device) for c in configs]
+    share = (time.monotonic() - started) / len(configs)
+    for result in results:
+        result.wall_time_s = share
+    return results
+
+
+def run_population(
+    configs: Sequence[RunConfig],
+    files: Sequence[CheckpointFiles | None],
+    *,
+    progress: bool = False,
+    registry: Any = None,
+    compile: bool = False,
+) -> list[RunResult]:
+    """Meta-train configs (one, or seeds of one configuration) as one population; raises on error."""
+    registry = resolve_registry(registry)
+    members = [make_member(c, registry, compile) for c in configs]
+    resume(members, files)
+    return _train_and_finish(members, files, progress, registry)
+
+
+def _train_and_finish(
+    members: list[Member], files: Sequence[CheckpointFiles | None], progress: bool, registry: Any
+) -> list[RunResult]:
+    population = Population(members)
+    config = members[0].config
+    desc = config.method if len(members) == 1 else f"{config.method} x{len(members)} seeds"
+    drive(population, files, evaluate=_evaluate_during_training, progress=progress, desc=desc)
+    return [_finish(m, f, registry) for m, f in zip(members, files, strict=True)]
+
+
+def _meta_trained(config: RunConfig, registry: Any) -> bool:
+    return bool(getattr(registry.create("baseline", config.baseline), "meta_learns_init", False))
+
+
+def _evaluate_during_training(member: Member) -> dict[str, float]:
+    """The trained rule on the fixed evaluation tasks (`eval_tasks` of them, the final evaluation's)."""
+    ev = evaluate(
+        member.optimizee,
+        member.family,
+        member.stepper(),
+        n_tasks=member.config.eval_tasks,
+        initial_params=member.initial_params(),
+        device=member.device,
+    )
+    return _final(ev, member.family.inner_steps)
+
+
+def _finish(member: Member, files: CheckpointFiles | None, registry: Any) -> RunResult:
+    """Evaluate a meta-trained member (and its transfers), save its learner, assemble its result."""
+    config = member.config
     evaluation = evaluate(
-        trainer.net,
-        trainer.family,
-        LearnedStepper(trainer.net),
+        member.optimizee,
+        member.family,
+        member.stepper(),
         n_tasks=config.eval_tasks,
         steps=config.eval_steps,
-        initial_params=trainer.prior_params(),
-        device=trainer.device,
+        initial_params=member.initial_params(),
+        device=member.device,
     )
-    if out_dir is not None:
-        torch.save(
-            {
-                "config": config.to_dict(),
-                "net": trainer.net.state_dict(),
-                "prior": trainer.prior_params() or {},
-            },
-            out_dir / "learner.pt",
-        )
+    if files is not None and isinstance(member, ProtocolMember):
+        prior = member.initial_params() or {}
+        files.write_learner({"config": config.to_dict(), "net": member.net.state_dict(), "prior": prior})
     frames = [
-        _meta_curves(trainer.history),
-        pd.DataFrame(meta_evals, columns=CURVE_COLUMNS),
+        _meta_curves(member.history),
+        pd.DataFrame(member.meta_evals, columns=CURVE_COLUMNS),
         evaluation.curves(),
     ]
-    final = _final(evaluation, trainer.family.inner_steps)
+    final = _final(evaluation, member.family.inner_steps)
     status_final = dict(final)
-    for task in config.transfer_tasks:
-        transferred, horizon = _transfer(trainer, task, registry, config)
-        frames.append(transferred.curves(phase=f"transfer:{task}"))
-        final.update({f"{k}@{task}": v for k, v in _final(transferred, horizon).items()})
-    curves = pd.concat(frames)
+    if isinstance(member, ProtocolMember):
+        for task in config.transfer_tasks:
+            transferred, horizon = _transfer(member, task, registry)
+            frames.append(transferred.curves(phase=f"transfer:{task}"))
+            final.update({f"{k}@{task}": v for k, v in _final(transferred, horizon).items()})
+    curves = pd.concat([f for f in frames if not f.empty] or frames[:1]).reset_index(drop=True)
     final_ok = all(math.isfinite(v) for v in status_final.values())
-    status = "diverged" if trainer.diverged or not final_ok else "ok"
-    return RunResult(
-        status, curves.reset_index(drop=True), final, metric=trainer.family.metric, device=str(trainer.device)
-    )
+    if not final_ok and not member.diverged:
+        member.mark_diverged("the trained rule's evaluation is not finite")
+    status = "diverged" if member.diverged else "ok"
+    return RunResult(status, curves, final, error=member.cause, metric=member.family.metric,
+                     device=str(member.device))
 
 
-def _transfer(
-    trainer: MetaTraining, task: str, registry: Any, config: RunConfig
-) -> tuple[Evaluation, int]:
+def _transfer(member: ProtocolMember, task: str, registry: Any) -> tuple[Evaluation, int]:
     """The trained learner, unchanged, on another task's network (MPLP.md §6 transfer rows), and
     that task's trained horizon.
 
     Node types may differ (e.g. step instead of sigmoid): learners keyed by node kind are renamed.
     """
+    config = member.config
     family = make_family(config, registry, task)
-    net = learner_network(config, family.network, registry).to(trainer.device)
-    old, new = trainer.family.network.activation, family.network.activation
-    state = {k.replace(f"{old}_learner", f"{new}_learner"): v for k, v in trainer.net.state_dict().items()}
+    spec = network_spec(config, family)
+    net = learner_network(config, spec, registry).to(member.device)
+    old, new = network_spec(config, member.family).activation, spec.activation
+    state = {k.replace(f"{old}_learner", f"{new}_learner"): v for k, v in member.net.state_dict().items()}
     net.load_state_dict(state)
-    evaluation = evaluate(net, family, LearnedStepper(net), n_tasks=config.eval_tasks, device=trainer.device)
+    evaluation = evaluate(net, family, LearnedStepper(net), n_tasks=config.eval_tasks, device=member.device)
     return evaluation, family.inner_steps
 
 
-def _optimizee(family: Any, registry: Any) -> Any:
-    """A network used only for its forward pass, initialisation and loss (no learners needed)."""
-    return build_network(
-        family.network, learner="backprop", aggregator="sum", message_size=1, registry=registry
-    )
-
-
-def run_baseline(config: RunConfig, out_dir: Path | None, progress: bool, registry: Any) -> RunResult:
+def run_tuned_baseline(config: RunConfig, registry: Any) -> RunResult:
+    """A backprop optimiser with its learning rate picked on meta-training tasks, then evaluated."""
     family = make_family(config, registry)
     device = resolve_device(config.device)
-    net = _optimizee(family, registry).to(device)
+    net = build_optimizee(network_spec(config, family), registry)
     optimiser = registry.create("baseline", config.baseline)
     torch.manual_seed(config.seed)
     rows: list[dict[str, Any]] = []
-    prior = None
-    if getattr(optimiser, "meta_learns_init", False):
-        prior, history = _train_maml(config, family, net, optimiser, progress, device)
-        rows += _meta_curves(history).to_dict("records")
-        lr = optimiser.inner_lr
-    else:
-        lrs = list(config.baseline_lrs) or list(optimiser.lrs)
-        scores = []
-        for i, candidate in enumerate(lrs):
-            val = evaluate(
-                net,
-                family,
-                GradientStepper(net, optimiser, candidate),
-                n_tasks=min(50, config.eval_tasks),
-                seed=EVAL_SEED + 1 + config.seed,
-                split="train",
-                device=device,
-            )
-            score = val.mean("eval_loss", family.inner_steps)
-            scores.append(score if math.isfinite(score) else math.inf)
-            rows += [
-                {"phase": "lr_search", "step": i, "metric": "lr", "value": candidate},
-                {"phase": "lr_search", "step": i, "metric": "val_loss", "value": score},
-            ]
-        lr = lrs[min(range(len(lrs)), key=scores.__getitem__)]
+    lrs = list(config.baseline_lrs) if config.baseline_lrs is not None else list(optimiser.lrs)
+    scores = []
+    for i, candidate in enumerate(lrs):
+        val = evaluate(
+            net,
+            family,
+            GradientStepper(net, optimiser, candidate),
+            n_tasks=min(50, config.eval_tasks),
+            seed=EVAL_SEED + 1 + config.seed,
+            split="train",
+            device=device,
+        )
+        score = val.mean("eval_loss", family.inner_steps)
+        scores.append(score if math.isfinite(score) else math.inf)
+        rows += [
+            {"phase": "lr_search", "step": i, "metric": "lr", "value": candidate},
+            {"phase": "lr_search", "step": i, "metric": "val_loss", "value": score},
+        ]
+    lr = lrs[min(range(len(lrs)), key=scores.__getitem__)]
     evaluation = evaluate(
         net,
         family,
         GradientStepper(net, optimiser, lr),
         n_tasks=config.eval_tasks,
         steps=config.eval_steps,
-        initial_params=prior,
         device=device,
     )
     rows.append({"phase": "selected", "step": 0, "metric": "lr", "value": lr})
@@ -224,155 +281,3 @@ def run_baseline(config: RunConfig, out_dir: Path | None, progress: bool, regist
     final = _final(evaluation, family.inner_steps)
     status = "ok" if all(math.isfinite(v) for v in final.values()) else "diverged"
     return RunResult(status, curves, final, metric=family.metric, device=str(device))
-
-
-def _train_maml(
-    config: RunConfig, family: Any, net: Any, optimiser: Any, progress: bool, device: torch.device
-):
-    """Second-order MAML on the held-out loss after the task's inner steps."""
-    generator = torch.Generator().manual_seed(config.seed)
-    init = net.init_params(1, generator)
-    prior = torch.nn.ParameterDict(
-        {k.replace(".", "/"): torch.nn.Parameter(v.to(device)) for k, v in init.items()}
-    )
-    outer = torch.optim.Adam(prior.parameters(), lr=config.meta_lr or 1e-3)
-    stepper = GradientStepper(net, optimiser, optimiser.inner_lr, create_graph=True)
-    batch = defaults.meta_batch(config, family.metric)
-    history = []
-    for step in tqdm(range(config.meta_steps), disable=not progress, desc="maml", leave=False):
-        tasks = family.sample(batch, generator, split="train").to(device)
-        params = {k.replace("/", "."): v.expand(batch, *v.shape[1:]) for k, v in prior.items()}
-        for s in range(family.inner_steps):
-            params, _ = stepper.step(params, None, tasks.train_x[:, s], tasks.train_y[:, s])
-        loss = net.loss(params, tasks.eval_x, tasks.eval_y).mean()
-        outer.zero_grad()
-        loss.backward()
-        outer.step()
-        history.append([float(step + 1), loss.item(), float("nan"), loss.item()])
-    return {k.replace("/", "."): v.detach() for k, v in prior.items()}, history
-
-
-def run_config(
-    config: RunConfig,
-    out_dir: Path | str | None = None,
-    *,
-    progress: bool = True,
-    registry: Any = None,
-    compile: bool = False,
-) -> RunResult:
-    """Run one configuration to completion. Never raises for a failed or diverged run."""
-    started = time.monotonic()
-    out = Path(out_dir) if out_dir is not None else None
-    if out is not None:
-        out.mkdir(parents=True, exist_ok=True)
-    try:
-        registry = resolve_registry(registry)
-        if config.baseline:
-            result = run_baseline(config, out, progress, registry)
-        else:
-            result = run_learned(config, out, progress, registry, compile=compile)
-    except Exception:  # noqa: BLE001 - a sweep records failures instead of stopping
-        result = RunResult("failed", error=traceback.format_exc(), device=config.device)
-    result.wall_time_s = time.monotonic() - started
-    _write_curves(result, out)
-    return result
-
-
-def _write_curves(result: RunResult, out: Path | None) -> None:
-    if out is not None and not result.curves.empty:
-        tmp = out / "curves.parquet.tmp"
-        result.curves.to_parquet(tmp)
-        tmp.replace(out / "curves.parquet")  # atomic: a reader never sees half a file
-
-
-def run_seed_batch(
-    configs: Sequence[RunConfig],
-    out_dirs: Sequence[Path | str | None],
-    *,
-    progress: bool = False,
-    registry: Any = None,
-) -> list[RunResult]:
-    """Runs that differ only in seed, meta-trained as one vectorised job (harness/seed_batch.py).
-
-    Same files and results per run as `run_config` (each member checkpoints to its own folder, so
-    either entry resumes the other's runs). Configs that cannot be batched, or members resumed at
-    different steps, run one by one. Each result's wall time is the batch's, divided evenly.
-    Never raises: a failure marks every run of the batch failed.
-    """
-    if len(configs) != len(out_dirs):
-        raise ValueError(f"{len(configs)} configs but {len(out_dirs)} output folders")
-    outs = [Path(d) if d is not None else None for d in out_dirs]
-    for out in outs:
-        if out is not None:
-            out.mkdir(parents=True, exist_ok=True)
-    registry = resolve_registry(registry)
-
-    def one_by_one() -> list[RunResult]:
-        pairs = zip(configs, outs, strict=True)
-        return [run_config(c, o, progress=progress, registry=registry) for c, o in pairs]
-
-    if batchable(configs) is not None:
-        return one_by_one()
-    started = time.monotonic()
-    try:
-        batch = SeedBatchTraining(configs, registry)
-        ckpts = [o / "checkpoint.pt" if o is not None else None for o in outs]
-        for member, ckpt in zip(batch.members, ckpts, strict=True):
-            if ckpt is not None and ckpt.exists():
-                member.load(ckpt)
-        if len({m.step for m in batch.members}) > 1:
-            return one_by_one()
-        batch.restack()
-        meta_evals = _seed_batch_loop(batch, ckpts, progress)
-        results = [
-            _finish(m, c, o, registry, evals)
-            for m, c, o, evals in zip(batch.members, configs, outs, meta_evals, strict=True)
-        ]
-    except Exception:  # noqa: BLE001 - a sweep records failures instead of stopping
-        error = traceback.format_exc()
-        results = [RunResult("failed", error=error, device=c.device) for c in configs]
-    share = (time.monotonic() - started) / len(configs)
-    for result, out in zip(results, outs, strict=True):
-        result.wall_time_s = share
-        _write_curves(result, out)
-    return results
-
-
-def _seed_batch_loop(
-    batch: SeedBatchTraining, ckpts: list[Path | None], progress: bool
-) -> list[list[dict[str, Any]]]:
-    """Meta-train a seed batch to the end, checkpointing every member; returns their meta-evals."""
-    config = batch.configs[0]
-    meta_evals: list[list[dict[str, Any]]] = [[] for _ in batch.members]
-    bar = tqdm(
-        total=config.meta_steps,
-        initial=batch.step,
-        disable=not progress,
-        desc=f"{config.method} x{len(batch.members)} seeds",
-        leave=False,
-    )
-
-    def save() -> None:
-        batch.sync_members()
-        for member, ckpt in zip(batch.members, ckpts, strict=True):
-            if ckpt is not None:
-                member.save(ckpt)
-
-    last_save = time.monotonic()
-    while not batch.done:
-        stepping = batch.live()
-        metrics = batch.meta_step()
-        bar.update(1)
-        bar.set_postfix(meta_loss=f"{min(m['meta_loss'] for m in metrics):.4g} (best seed)")
-        # As run_learned does per run: evaluate when a member that stepped is at a multiple.
-        due = [i for i in stepping if config.eval_every and batch.members[i].step % config.eval_every == 0]
-        if due:
-            batch.sync_members()
-            for i in due:
-                meta_evals[i] += _meta_eval(batch.members[i], config)
-        if time.monotonic() - last_save > CHECKPOINT_SECONDS:
-            save()
-            last_save = time.monotonic()
-    bar.close()
-    save()
-    return meta_evals

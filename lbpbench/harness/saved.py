@@ -10,7 +10,7 @@ import torch
 
 from lbpbench.harness.config import RunConfig
 from lbpbench.harness.evaluate import Evaluation, LearnedStepper, evaluate
-from lbpbench.harness.meta_train import learner_network, make_family, resolve_registry
+from lbpbench.harness.members import learner_network, make_family, network_spec, resolve_registry
 from lbpbench.protocol.checkpoint import network_for_checkpoint
 
 
@@ -27,7 +27,7 @@ def evaluate_run_dir(
         raise ValueError(f"{run_dir} is a baseline run ({config.baseline}); it has no learner to evaluate")
     registry = resolve_registry(registry)
     family = make_family(config, registry)
-    net = learner_network(config, family.network, registry)
+    net = learner_network(config, network_spec(config, family), registry)
     net.load_state_dict(saved["net"])
     prior = saved.get("prior") or None
     evaluation = evaluate(

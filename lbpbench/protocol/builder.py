@@ -10,7 +10,7 @@ from torch import nn
 from lbpbench.protocol.aggregators import check_aggregator
 from lbpbench.protocol.network import SHARINGS, MessagePassingNetwork
 from lbpbench.protocol.nodes import Node
-from lbpbench.protocol.spec import NetworkSpec
+from lbpbench.tasks.network_spec import NetworkSpec
 
 
 def _node(registry: Any, kind: str, role: str, field: str, **kwargs: Any) -> Node:

@@ -124,7 +124,7 @@ def network_for_checkpoint(
 ) -> MessagePassingNetwork:
     """Build the network whose learner layout fits `vector`, trying each sharing mode in turn."""
     from lbpbench.protocol.builder import build_network
-    from lbpbench.protocol.network import SHARINGS
+    from lbpbench.protocol.sharing import SHARINGS
 
     errors = []
     for sharing in SHARINGS:

@@ -9,16 +9,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 import torch
 from torch import Tensor, nn
 
-from lbpbench.protocol.nodes import DenseNode, LossNode, Node
+from lbpbench.protocol.nodes import DenseNode, Node
+from lbpbench.protocol.sharing import SHARINGS
 from lbpbench.protocol.slots import LearnerFamily, SlotInfo
 from lbpbench.protocol.standardize import OutputScaling, Standardizer
-
-SHARINGS = ("layer", "kind", "all")
+from lbpbench.tasks.optimizee import Optimizee
 
 
 @dataclass
@@ -58,9 +57,8 @@ class MessagePassingNetwork(nn.Module):
         super().__init__()
         if sharing not in SHARINGS:
             raise ValueError(f"sharing must be one of {', '.join(SHARINGS)}; got {sharing!r}")
-        if not nodes or not isinstance(nodes[-1], LossNode):
-            raise ValueError("the last node must be a loss node")
-        self.nodes = nodes
+        self.optimizee = Optimizee(nodes, init_std)
+        self.nodes = self.optimizee.nodes
         self.family = family
         self.message_size = message_size
         self.sharing = sharing
@@ -93,19 +91,12 @@ class MessagePassingNetwork(nn.Module):
                         self.aggregators[agg_key] = make_aggregator()
                 self.entries[info.key] = SlotEntry(info, core_key, std_key, scale_key, agg_key)
 
-    # ----------------------------------------------------------------------------- state
+    # ----------------------------------------------------------------------------- optimizee
     def param_shapes(self) -> dict[str, tuple[int, ...]]:
-        return {f"{n.name}.{k}": s for n in self.nodes for k, s in n.param_shapes().items()}
+        return self.optimizee.param_shapes()
 
     def init_params(self, n_tasks: int, generator: torch.Generator | None = None) -> dict[str, Tensor]:
-        """W ~ N(0, init_std²), b = 0, as the reference initialises optimizees."""
-        params = {}
-        for name, shape in self.param_shapes().items():
-            if name.endswith(".W"):
-                params[name] = torch.randn(n_tasks, *shape, generator=generator) * self.init_std
-            else:
-                params[name] = torch.zeros(n_tasks, *shape)
-        return params
+        return self.optimizee.init_params(n_tasks, generator)
 
     def carry_shapes(self, batch_size: int) -> dict[str, tuple[int, ...]]:
         shapes = {}
@@ -120,30 +111,13 @@ class MessagePassingNetwork(nn.Module):
     ) -> dict[str, Tensor]:
         return {k: torch.zeros(n_tasks, *s, device=device) for k, s in self.carry_shapes(batch_size).items()}
 
-    # ----------------------------------------------------------------------------- forward
-    def _node_params(self, params: dict[str, Tensor], node: Node) -> dict[str, Tensor]:
-        return {k: params[f"{node.name}.{k}"] for k in node.param_shapes()}
-
-    def _forward_all(self, params: dict[str, Tensor], x: Tensor) -> tuple[Tensor, list[Any]]:
-        stashes = []
-        h = x
-        for node in self.nodes[:-1]:
-            h, stash = node.forward(self._node_params(params, node), h)
-            stashes.append(stash)
-        return h, stashes
-
     def forward(self, params: dict[str, Tensor], x: Tensor) -> Tensor:
-        """Network output (probabilities after a softmax node) for x [T, M, in]."""
-        return self._forward_all(params, x)[0]
-
-    def element_loss(self, params: dict[str, Tensor], x: Tensor, y: Tensor) -> Tensor:
-        loss_node = self.nodes[-1]
-        assert isinstance(loss_node, LossNode)
-        return loss_node.element_loss(self.forward(params, x), y)
+        """The optimizee's output for x [T, M, in]."""
+        return self.optimizee.forward(params, x)
 
     def loss(self, params: dict[str, Tensor], x: Tensor, y: Tensor) -> Tensor:
-        """Element-mean loss per task, [T] (the reference's meta-loss reduction)."""
-        return self.element_loss(params, x, y).flatten(1).mean(1)
+        """Element-mean loss per task, [T]."""
+        return self.optimizee.loss(params, x, y)
 
     # ----------------------------------------------------------------------------- backward
     def inner_step(
@@ -153,17 +127,15 @@ class MessagePassingNetwork(nn.Module):
 
         Every learner reads the parameters from before the step; all updates apply at once.
         """
-        prediction, stashes = self._forward_all(params, x)
-        loss_node = self.nodes[-1]
-        assert isinstance(loss_node, LossNode)
-        element = loss_node.element_loss(prediction, y)
+        prediction, stashes = self.optimizee.forward_with_stashes(params, x)
+        element = self.optimizee.loss_node.element_loss(prediction, y)
         new_carries: dict[str, Tensor] = {}
         messages: dict[str, Tensor] = {}
         new_params = dict(params)
         message: Tensor | None = None
         for node, stash in zip(reversed(self.nodes), [(prediction, y), *reversed(stashes)], strict=True):
             run = self._slot_runner(node, carries, new_carries, messages if trace else None)
-            node_params = self._node_params(params, node)
+            node_params = self.optimizee.node_params(params, node)
             message, deltas = node.backward(run, node_params, stash, message)
             for name, delta in deltas.items():
                 new_params[f"{node.name}.{name}"] = node_params[name] + delta
@@ -222,6 +194,24 @@ class MessagePassingNetwork(nn.Module):
                 params, carries = out.params, out.carries
             for m in modules:
                 m.finish_calibration(blend)
+
+    def nonfinite_statistics(self) -> list[str]:
+        """Which calibrated statistics hold NaN/inf (e.g. a learner whose messages blew up)."""
+        groups = (("standardisation of", self.standardizers), ("output scaling of", self.scalings))
+        return [f"{label} {key}" for label, modules in groups for key, m in modules.items()
+                if not m.statistics_finite()]
+
+    def reset_nonfinite_statistics(self) -> None:
+        for m in [*self.standardizers.values(), *self.scalings.values()]:
+            if not m.statistics_finite():
+                m.reset_statistics()
+
+    def describe_slot(self, key: str) -> str:
+        """A slot key in words: which node, slot and learner core serve it."""
+        entry = self.entries.get(key)
+        if entry is None:
+            return key
+        return f"node {entry.info.node.name}, slot {entry.info.slot}, core {entry.core}"
 
     # ----------------------------------------------------------------------------- layout
     def unused_parameter_names(self) -> list[str]:

@@ -37,6 +37,13 @@ class Calibrated(nn.Module):
     def _calibrated(self) -> list[Tensor]:
         raise NotImplementedError
 
+    def statistics_finite(self) -> bool:
+        return all(bool(torch.isfinite(b).all()) for b in self._calibrated())
+
+    def reset_statistics(self) -> None:
+        """Back to the values before calibration (no shift, unit scale, zero mean)."""
+        raise NotImplementedError
+
     def start_calibration(self) -> None:
         self.calibrating = True
         self._collected = []
@@ -83,6 +90,11 @@ class Standardizer(Calibrated):
     def _calibrated(self) -> list[Tensor]:
         return [self.shift, self.scale]
 
+    @torch.no_grad()
+    def reset_statistics(self) -> None:
+        self.shift.zero_()
+        self.scale.fill_(1.0)
+
 
 class OutputScaling(Calibrated):
     """Update = (batch mean of the raw update - out_mean) * out_scale (MPLP.md §3–4).
@@ -107,3 +119,7 @@ class OutputScaling(Calibrated):
 
     def _calibrated(self) -> list[Tensor]:
         return [self.out_mean]
+
+    @torch.no_grad()
+    def reset_statistics(self) -> None:
+        self.out_mean.zero_()

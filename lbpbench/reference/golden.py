@@ -17,7 +17,7 @@ from torch import Tensor
 
 from lbpbench.protocol.checkpoint import network_for_checkpoint
 from lbpbench.protocol.network import MessagePassingNetwork
-from lbpbench.protocol.spec import NetworkSpec
+from lbpbench.tasks.network_spec import NetworkSpec
 
 # LAYOUT.md §8 suggested tolerances.
 REGRESSION_TOLERANCES = {"params": 1e-4, "messages": 1e-4, "carries": 1e-4, "eval_rtol": 1e-3}
@@ -240,7 +240,7 @@ def verify_golden(golden: Path | str, checkpoint: Path | str | None = None) -> V
                     check(errors, "carries", key, _max_abs(carry[0], data[ref_key]), tol["carries"])
             batch_key = "train_ce_batch" if setup.classification else "train_loss_batch"
             if batch_key in data:
-                element = net.element_loss(params, x, y)
+                element = net.optimizee.element_loss(params, x, y)
                 value = element.sum(-1).mean(-1) if setup.classification else element.flatten(1).mean(1)
                 check(
                     errors,

@@ -17,12 +17,12 @@ from typing import Any
 
 import pandas as pd
 
+from lbpbench.errors import exception_line
 from lbpbench.report.figures import ReportFigure, all_figures
 from lbpbench.report.load import load_results
 from lbpbench.report.tables import (
     Summary,
     display_table,
-    exception_line,
     failures_table,
     summarise,
     to_markdown,

@@ -170,22 +170,6 @@ def _notes(table: pd.DataFrame) -> list[str]:
     return notes
 
 
-def exception_line(error: str) -> str:
-    """The line of an error text that says what went wrong: for a Python traceback, its final
-    exception ("ValueError: unknown task 'x'", a multi-line message joined with spaces), not its head;
-    otherwise the last non-empty line."""
-    lines = [line.rstrip() for line in str(error).splitlines() if line.strip()]
-    if not lines:
-        return ""
-    if lines[0].startswith("Traceback (most recent call last)"):
-        # Frame and source lines are indented; the exception follows the last of them.
-        last_indented = max((i for i, line in enumerate(lines) if line[:1].isspace()), default=0)
-        block = lines[last_indented + 1 :]
-        if block:
-            return " ".join(line.strip() for line in block)
-    return lines[-1].strip()
-
-
 def failures_table(runs: pd.DataFrame) -> pd.DataFrame:
     """Failed and diverged runs with their full error text, so a reader sees why a row has few seeds
     (the rendered report shows each error's exception line, `exception_line`)."""

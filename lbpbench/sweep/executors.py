@@ -194,7 +194,7 @@ def _now() -> str:
 def _start(task: RunTask) -> tuple[RunConfig, Path]:
     config = RunConfig.from_dict(task.config)
     run_dir = Path(task.run_dir)
-    store.write_run_start(run_dir, {"run_id": task.run_id, "config": task.config, **task.identity})
+    store.RunFiles(run_dir).start({"run_id": task.run_id, "config": task.config, **task.identity})
     return config, run_dir
 
 
@@ -243,7 +243,7 @@ def _record(task: RunTask, config: RunConfig, run_dir: Path, result: Any, error:
             "plugins": task.identity.get("plugins", {}),
         },
     }
-    store.write_run_result(run_dir, curves, status_doc)
+    store.RunFiles(run_dir).write_result(curves, status_doc)
     return RunOutcome(task.run_id, status, error, wall)
 
 

@@ -44,10 +44,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lbpbench.harness.config import RunConfig, field_types, validate_fields
+from lbpbench.harness.config import COMPONENT_FIELDS, RunConfig, field_types, validate_fields
 
-#: Component-name fields, checked against the registry: RunConfig field -> registry kind.
-COMPONENT_FIELDS = {"task": "task", "learner": "learner", "aggregator": "aggregator", "baseline": "baseline"}
 #: The fields a baseline run varies over (the rest come from [fixed]).
 BASELINE_AXES = ("baseline", "task", "seed")
 TOP_LEVEL_KEYS = ("sweep", "fixed", "axes", "exclude", "include")

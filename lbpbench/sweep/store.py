@@ -6,10 +6,13 @@ Layout::
       .lock              fcntl lock held by the running sweep (a second one refuses to start)
       sweep.toml         the resolved spec
       index.json         run ids of the current spec, in order (status/ls use it for "pending")
-      runs/<run_id>/
-        config.json      resolved RunConfig + what the run id hashes
+      runs/<run_id>/     one run folder, written only through `RunFiles`
+        config.json      resolved RunConfig + what the run id hashes (+ schema)
+        checkpoint.pt    meta-training state for resume (per-member, schema in harness/members.py)
+        learner.pt       the trained learner, for `lbpbench eval`
         curves.parquet   run_id, phase, step, metric, value
-        status.json      written LAST: its presence marks the run finished (ok | diverged | failed)
+        status.json      written LAST: its presence marks the run finished (ok | diverged | failed);
+                         strict JSON (non-finite numbers as the strings "NaN", "Infinity", "-Infinity")
       runs.parquet       one row per run (schema: docs/ARCHITECTURE.md)
       curves.parquet     every run's curves, concatenated
 
@@ -25,6 +28,7 @@ import contextlib
 import errno
 import fcntl
 import json
+import math
 import os
 import tempfile
 import warnings
@@ -37,6 +41,7 @@ import pandas as pd
 
 from lbpbench.harness.config import RunConfig, field_types
 
+RUN_SCHEMA = 2  # of config.json and status.json; 1 had no schema key and allowed bare NaN
 FINISHED = ("ok", "diverged")
 STATUSES = ("ok", "diverged", "failed")
 CURVE_COLUMNS = ("run_id", "phase", "step", "metric", "value")
@@ -87,9 +92,30 @@ def atomic_write_text(path: Path, text: str) -> None:
         tmp.write_text(text, encoding="utf-8")
 
 
+def strict_json(data: Any) -> Any:
+    """Non-finite floats as the strings "NaN", "Infinity", "-Infinity": strict JSON that any reader
+    parses, and `float()` of each string gives the number back."""
+    if isinstance(data, float) and not math.isfinite(data):
+        return "NaN" if math.isnan(data) else ("Infinity" if data > 0 else "-Infinity")
+    if isinstance(data, dict):
+        return {k: strict_json(v) for k, v in data.items()}
+    if isinstance(data, list | tuple):
+        return [strict_json(v) for v in data]
+    return data
+
+
 def atomic_write_json(path: Path, data: Any) -> None:
-    """Write JSON atomically; NaN/inf are allowed (a diverged run's final loss may be inf)."""
-    atomic_write_text(path, json.dumps(data, indent=2, sort_keys=False, default=str) + "\n")
+    """Write strict JSON atomically (a diverged run's final loss may be inf: see `strict_json`)."""
+    text = json.dumps(strict_json(data), indent=2, sort_keys=False, default=str, allow_nan=False)
+    atomic_write_text(path, text + "\n")
+
+
+def atomic_write_torch(path: Path, payload: Any) -> None:
+    """torch.save atomically (a crash mid-write leaves the previous file intact)."""
+    import torch
+
+    with _atomic_target(path) as tmp:
+        torch.save(payload, tmp)
 
 
 def atomic_write_parquet(path: Path, df: pd.DataFrame) -> None:
@@ -125,19 +151,64 @@ def curves_frame(run_id: str, curves: pd.DataFrame | None) -> pd.DataFrame:
                       "value": "float64"}).reset_index(drop=True)
 
 
-def write_run_start(run_dir: Path, config_payload: dict[str, Any]) -> None:
-    """Mark a run as started: drop any previous status (so an interrupted re-run reads as unfinished)."""
-    run_dir.mkdir(parents=True, exist_ok=True)
-    clean_temp_files(run_dir)
-    with contextlib.suppress(FileNotFoundError):
-        (run_dir / "status.json").unlink()
-    atomic_write_json(run_dir / "config.json", config_payload)
+class DamagedCheckpointWarning(UserWarning):
+    """A checkpoint could not be read; it was set aside and the run restarts."""
 
 
-def write_run_result(run_dir: Path, curves: pd.DataFrame, status: dict[str, Any]) -> None:
-    """Write curves then status.json (the commit marker: a run is finished iff status.json exists)."""
-    atomic_write_parquet(run_dir / "curves.parquet", curves)
-    atomic_write_json(run_dir / "status.json", status)
+class RunFiles:
+    """The one writer of a run folder: sweeps, `lbpbench train --out` and the harness (for its
+    checkpoints and learner) all go through it. Every write is atomic under a unique temp name."""
+
+    SCHEMA = RUN_SCHEMA
+
+    def __init__(self, folder: str | Path) -> None:
+        self.folder = Path(folder)
+
+    @property
+    def checkpoint(self) -> Path:
+        return self.folder / "checkpoint.pt"
+
+    def start(self, config_payload: dict[str, Any]) -> None:
+        """Mark a run as started: drop any previous status (an interrupted re-run reads as unfinished)."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        clean_temp_files(self.folder)
+        with contextlib.suppress(FileNotFoundError):
+            (self.folder / "status.json").unlink()
+        atomic_write_json(self.folder / "config.json", {"schema": RUN_SCHEMA, **config_payload})
+
+    def read_checkpoint(self) -> dict[str, Any] | None:
+        """The saved meta-training state, or None. A damaged file is set aside (renamed
+        `checkpoint.damaged-<n>.pt`, with a warning naming it) and the run starts over."""
+        if not self.checkpoint.exists():
+            return None
+        import torch
+
+        try:
+            state = torch.load(self.checkpoint, weights_only=True, map_location="cpu")
+            if not isinstance(state, dict) or "step" not in state:
+                raise ValueError("not a meta-training checkpoint")
+            return state
+        except Exception as exc:  # noqa: BLE001 - any unreadable content means the same thing
+            n = sum(1 for _ in self.folder.glob("checkpoint.damaged-*.pt"))
+            aside = self.folder / f"checkpoint.damaged-{n}.pt"
+            os.replace(self.checkpoint, aside)
+            warnings.warn(f"{self.checkpoint} is damaged ({type(exc).__name__}: {exc}); set aside as "
+                          f"{aside.name}, the run starts over", DamagedCheckpointWarning, stacklevel=2)
+            return None
+
+    def write_checkpoint(self, state: dict[str, Any]) -> None:
+        atomic_write_torch(self.checkpoint, state)
+
+    def write_learner(self, payload: dict[str, Any]) -> None:
+        atomic_write_torch(self.folder / "learner.pt", payload)
+
+    def read_status(self) -> dict[str, Any]:
+        return read_json(self.folder / "status.json")
+
+    def write_result(self, curves: pd.DataFrame, status: dict[str, Any]) -> None:
+        """Curves, then status.json (the commit marker: a run is finished iff status.json exists)."""
+        atomic_write_parquet(self.folder / "curves.parquet", curves)
+        atomic_write_json(self.folder / "status.json", {"schema": RUN_SCHEMA, **status})
 
 
 @dataclass

@@ -12,7 +12,7 @@ from typing import Protocol, runtime_checkable
 import torch
 from torch import Tensor
 
-from lbpbench.protocol.spec import NetworkSpec
+from lbpbench.tasks.network_spec import NetworkSpec
 
 __all__ = ["METRICS", "SPLITS", "NetworkSpec", "TaskBatch", "TaskFamily", "check_split"]
 

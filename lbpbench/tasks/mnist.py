@@ -17,16 +17,16 @@ from __future__ import annotations
 
 import functools
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch import Tensor
 
-from lbpbench.protocol.spec import NetworkSpec
 from lbpbench.tasks.base import TaskBatch, check_split
 from lbpbench.tasks.idx import find_idx_file, read_idx
+from lbpbench.tasks.network_spec import NetworkSpec
 
 __all__ = [
     "IDX_STEMS",
@@ -229,6 +229,12 @@ class ImageClassificationFamily:
     image_size: int | None = 12
     data_dir: str | None = None
     metric: str = "eval_accuracy"
+    # MPLP.md §5: one task per meta-step, Adam 5e-4, 16 initialisations, five calibration passes
+    # blended with p = 0.5
+    meta_defaults: dict = field(
+        default_factory=lambda: {"meta_batch": 1, "meta_lr": 5e-4, "init_pool": 16,
+                                 "calibration_passes": 5, "calibration_blend": 0.5}
+    )
 
     def __post_init__(self) -> None:
         side = 28 if self.image_size is None else self.image_size

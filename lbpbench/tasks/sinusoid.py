@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
-from lbpbench.protocol.spec import NetworkSpec
 from lbpbench.tasks.base import TaskBatch, check_split
+from lbpbench.tasks.network_spec import NetworkSpec
 
 __all__ = ["SINUSOID_NETWORK", "SinusoidFamily", "sinusoid_2x10", "sinusoid_5x10"]
 
@@ -49,6 +49,11 @@ class SinusoidFamily:
     n_eval: int = 100
     network: NetworkSpec = field(default=SINUSOID_NETWORK)
     metric: str = "eval_loss"
+    # MPLP.md §5: meta-batch 4, Adam 1e-4, a pool of 128 initialisations, one calibration pass
+    meta_defaults: dict = field(
+        default_factory=lambda: {"meta_batch": 4, "meta_lr": 1e-4, "init_pool": 128,
+                                 "calibration_passes": 1, "calibration_blend": 1.0}
+    )
 
     def eval_grid(self) -> Tensor:
         """The evaluation grid, [n_eval, 1] float32."""
