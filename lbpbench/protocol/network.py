@@ -13,9 +13,10 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor, nn
 
+from lbpbench.contracts import LearnerFamily
 from lbpbench.protocol.nodes import DenseNode, Node
 from lbpbench.protocol.sharing import SHARINGS
-from lbpbench.protocol.slots import LearnerFamily, SlotInfo
+from lbpbench.protocol.slots import SlotInfo
 from lbpbench.protocol.standardize import OutputScaling, Standardizer
 from lbpbench.tasks.optimizee import Optimizee
 

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, NamedTuple, Protocol
+from typing import Any, NamedTuple
 
-from torch import Tensor, nn
+from torch import Tensor
 
 
 @dataclass(frozen=True)
@@ -57,27 +57,5 @@ class CoreOutput(NamedTuple):
     carry: Tensor | None  # new carry, None for stateless learners
 
 
-class LearnerCore(Protocol):
-    """An nn.Module computing one slot's update and message from broadcastable input pieces."""
-
-    carry_size: int
-
-    def __call__(self, pieces: list[Tensor], carry: Tensor | None, need_message: bool) -> CoreOutput: ...
-
-    def reference_tensors(self) -> tuple[list[tuple[str, Tensor]], list[tuple[str, Tensor]]]: ...
 
 
-class LearnerFamily(Protocol):
-    """What a registered learner factory returns: a recipe for one core per slot.
-
-    `standardize` / `scale_output` say whether the network wraps the core with frozen input
-    standardisation and the (mean - out_mean) * out_scale update rule.
-    """
-
-    name: str
-    standardize: bool
-    scale_output: bool
-
-    def carry_size(self, slot: SlotInfo) -> int: ...
-
-    def make_core(self, slot: SlotInfo) -> nn.Module: ...

@@ -7,11 +7,11 @@ meta-batch in one vectorised pass instead of a Python loop over tasks.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
 
 import torch
 from torch import Tensor
 
+from lbpbench.contracts import TaskFamily  # the contract task plugins code against
 from lbpbench.tasks.network_spec import NetworkSpec
 
 __all__ = ["METRICS", "SPLITS", "NetworkSpec", "TaskBatch", "TaskFamily", "check_split"]
@@ -48,18 +48,3 @@ class TaskBatch:
     def to(self, device: torch.device | str) -> TaskBatch:
         """Move every tensor to ``device`` (a convenience for the harness)."""
         return TaskBatch(*(t.to(device) for t in (self.train_x, self.train_y, self.eval_x, self.eval_y)))
-
-
-@runtime_checkable
-class TaskFamily(Protocol):
-    """What a task factory returns: a network description plus a deterministic task sampler."""
-
-    name: str
-    network: NetworkSpec
-    inner_steps: int  # S
-    batch_size: int  # B
-    metric: str  # "eval_loss" (lower is better) | "eval_accuracy" (higher is better)
-
-    def sample(self, n_tasks: int, generator: torch.Generator, split: str = "train") -> TaskBatch:
-        """Draw ``n_tasks`` tasks using only ``generator`` for randomness."""
-        ...
