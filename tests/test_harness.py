@@ -365,3 +365,66 @@ def test_compiled_inner_step_matches_eager():
     assert len(results[0][1]) == len(results[1][1]) > 10
     for g0, g1 in zip(results[0][1], results[1][1], strict=True):
         torch.testing.assert_close(g0, g1, atol=1e-6, rtol=1e-4)
+
+
+# ------------------------------------------------------------------------------ outer-loop settings
+def test_lr_schedules_follow_their_closed_forms():
+    from lbpbench.harness.schedule import lr_factor
+
+    assert [lr_factor("constant", s, 10) for s in range(10)] == [1.0] * 10
+    assert [lr_factor("constant", s, 10, warmup=4) for s in range(5)] == [0.25, 0.5, 0.75, 1.0, 1.0]
+    assert lr_factor("cosine", 0, 100) == pytest.approx(1.0)
+    assert lr_factor("cosine", 50, 100) == pytest.approx(0.01 + 0.99 * 0.5)
+    assert lr_factor("cosine", 100, 100) == pytest.approx(0.01)
+    assert [lr_factor("step", s, 100) for s in (49, 50, 74, 75)] == pytest.approx([1, 0.1, 0.1, 0.01])
+
+
+def test_population_applies_the_schedule_to_adam():
+    pop = _population(meta_lr=1e-3, warmup_steps=2, lr_schedule="cosine", meta_steps=4)
+    seen = []
+    step = pop.optimizer.step
+
+    def recording_step(*a, **k):
+        seen.append(pop.optimizer.param_groups[0]["lr"])
+        return step(*a, **k)
+
+    pop.optimizer.step = recording_step
+    while pop.live():
+        pop.meta_step()
+    # warm-up over updates 1-2, then cosine over the remaining two: 1.0, then half-way (0.505)
+    assert seen == pytest.approx([5e-4, 1e-3, 1e-3, 1e-3 * (0.01 + 0.99 * 0.5)])
+
+
+@pytest.mark.parametrize("mode", ["unit", "clip", "none"])
+def test_gradient_normalisation_modes(mode):
+    pop = _population(grad_norm=mode, clip_norm=1e-3)
+    norms = []
+    step = pop.optimizer.step
+
+    def recording_step(*a, **k):
+        grads = [w.grad for w in pop.weights.values() if w.grad is not None]
+        norms.append([float(g.norm()) for g in grads])
+        return step(*a, **k)
+
+    pop.optimizer.step = recording_step
+    pop.meta_step()
+    (per_tensor,) = norms
+    if mode == "unit":
+        assert per_tensor == pytest.approx([1.0] * len(per_tensor), rel=1e-5)
+    elif mode == "clip":  # the raw global norm is far above 1e-3 here
+        assert math.sqrt(sum(n * n for n in per_tensor)) == pytest.approx(1e-3, rel=1e-4)
+    else:
+        assert math.sqrt(sum(n * n for n in per_tensor)) > 1e-2
+
+
+def test_init_from_starts_from_a_trained_learner(tmp_path):
+    trained = RunConfig(**{**TINY, "meta_steps": 2})
+    assert run_config(trained, tmp_path / "zoo", progress=False).status == "ok"
+    saved = torch.load(tmp_path / "zoo" / "learner.pt", weights_only=True)
+    member = ProtocolMember(RunConfig(**{**TINY, "seed": 5, "init_from": str(tmp_path / "zoo")}))
+    for name, value in member.net.state_dict().items():
+        assert torch.equal(value, saved["net"][name]), name
+    with pytest.raises(ValueError, match="its learner differs.*message_size"):
+        ProtocolMember(RunConfig(**{**TINY, "message_size": 2, "init_from": str(tmp_path / "zoo")}))
+    with pytest.raises(ValueError, match="does not exist"):
+        ProtocolMember(RunConfig(**{**TINY, "init_from": str(tmp_path / "nowhere")}))

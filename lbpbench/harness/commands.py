@@ -11,6 +11,8 @@ import click
 from lbpbench.errors import exception_line
 from lbpbench.harness.config import (
     DEVICES,
+    GRAD_NORMS,
+    LR_SCHEDULES,
     META_LOSSES,
     SHARINGS,
     RunConfig,
@@ -49,6 +51,11 @@ FIELD_HELP = {
     "meta_lr": "Outer Adam learning rate (default: the task's).",
     "meta_loss": "mixed: hint + held-out; heldout: MAML-style.",
     "hint_weight": "Weight of the hint loss in the mixed meta-loss.",
+    "lr_schedule": "Meta learning-rate schedule: constant, cosine (to 1 %), step (x0.1 at 1/2, 3/4).",
+    "warmup_steps": "Linear warm-up of the meta learning rate over these meta-steps.",
+    "grad_norm": "unit (per tensor, the paper), clip (global norm), none (default: the method's).",
+    "clip_norm": "The global gradient norm that --grad-norm clip clips to.",
+    "init_from": "Start from the learner of a trained run folder (e.g. a results/trained entry).",
     "truncation": "Backpropagate through the last N inner steps only (0: all).",
     "checkpointing": "Per-step activation checkpointing (less memory, more time).",
     "learned_prior": "Meta-learn the initial parameters too.",
@@ -84,7 +91,8 @@ class _ListOf(click.ParamType):
 def run_config_options(command: Callable[..., Any]) -> Callable[..., Any]:
     """Decorate a click command with one option per RunConfig field (types and defaults from it)."""
     defaults = RunConfig().to_dict()
-    choices = {"sharing": SHARINGS, "meta_loss": META_LOSSES, "device": DEVICES}
+    choices = {"sharing": SHARINGS, "meta_loss": META_LOSSES, "device": DEVICES,
+               "lr_schedule": LR_SCHEDULES, "grad_norm": GRAD_NORMS}
     scalar = {"int": int, "float": float, "str": str}
     for name, annotation in reversed(list(field_types().items())):
         flag = "--" + name.replace("_", "-")

@@ -22,6 +22,8 @@ COMPONENT_FIELDS = {
     "transfer_tasks": "task",
 }
 META_LOSSES = ("mixed", "heldout")
+LR_SCHEDULES = ("constant", "cosine", "step")
+GRAD_NORMS = ("unit", "clip", "none")
 DEVICES = ("cpu", "cuda", "auto")
 
 
@@ -44,6 +46,11 @@ class RunConfig:
     meta_batch: int | None = None  # None: the task's default (4 sinusoid, 1 MNIST)
     meta_lr: float | None = None  # None: the task's default (1e-4 sinusoid, 5e-4 MNIST)
     meta_loss: str = "mixed"
+    lr_schedule: str = "constant"  # constant | cosine (to 1 % at meta_steps) | step (x0.1 at 1/2, 3/4)
+    warmup_steps: int = 0  # linear warm-up of the meta learning rate from 0 over these meta-steps
+    grad_norm: str | None = None  # unit (per tensor, paper) | clip (global norm) | none; None: the method's
+    clip_norm: float = 1.0  # the global gradient norm `grad_norm = "clip"` clips to
+    init_from: str | None = None  # a trained run folder (learner.pt) whose learner weights start this run
     hint_weight: float = 0.7
     truncation: int = 0  # 0: full unroll; n > 0: backpropagate through the last n inner steps only
     checkpointing: bool = False
@@ -163,6 +170,15 @@ def validate_fields(data: dict[str, Any]) -> list[str]:
         problems.append(f"sharing must be one of {', '.join(SHARINGS)}; got {data['sharing']!r}")
     if data.get("meta_loss", "mixed") not in META_LOSSES:
         problems.append(f"meta_loss must be one of {', '.join(META_LOSSES)}; got {data['meta_loss']!r}")
+    if data.get("lr_schedule", "constant") not in LR_SCHEDULES:
+        problems.append(f"lr_schedule must be one of {', '.join(LR_SCHEDULES)}; got {data['lr_schedule']!r}")
+    if data.get("grad_norm") is not None and data["grad_norm"] not in GRAD_NORMS:
+        problems.append(f"grad_norm must be one of {', '.join(GRAD_NORMS)}; got {data['grad_norm']!r}")
+    if data.get("warmup_steps", 0) < 0:
+        problems.append(f"warmup_steps must be >= 0, got {data['warmup_steps']}")
+    clip = data.get("clip_norm", 1.0)
+    if not (isinstance(clip, int | float) and 0 < clip < float("inf")):
+        problems.append(f"clip_norm must be a finite number > 0, got {clip!r}")
     if data.get("device", "cpu") not in DEVICES:
         problems.append(f"device must be one of {', '.join(DEVICES)}; got {data['device']!r}")
     if data.get("truncation", 0) < 0:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -121,7 +122,7 @@ class _MetaLoss(nn.Module):
 class Member:
     """The state every member kind shares: stream, counters, history, divergence, checkpoints."""
 
-    grad_norm = "unit"  # per-tensor unit-norm gradients before Adam (MPLP.md §5); "none": raw
+    default_grad_norm = "unit"  # per-tensor unit-norm gradients before Adam (MPLP.md §5)
 
     def __init__(self, config: RunConfig, registry: Any) -> None:
         retain_freed_memory()
@@ -130,6 +131,7 @@ class Member:
         self.family = make_family(config, registry)
         self.meta_batch = defaults.meta_batch(config, self.family)
         self.lr = defaults.meta_lr(config, self.family)
+        self.grad_norm = config.grad_norm or self.default_grad_norm
         self.generator = torch.Generator().manual_seed(config.seed)
         self.step = 0
         self.history: list[list[float]] = []  # [step, meta_loss, hint_loss, heldout_loss]
@@ -244,6 +246,11 @@ class ProtocolMember(Member):
         if bad:
             self.mark_diverged(f"calibration statistics are not finite in {', '.join(bad)}")
             self.net.reset_nonfinite_statistics()  # never keep NaN statistics
+        start = None
+        if config.init_from:
+            start = load_start(config.init_from, config, network_spec(config, self.family))
+        if start is not None:
+            self.net.load_state_dict(start["net"])  # weights and the statistics they were trained with
         self.net.to(self.device)
         if compile:
             # Fuses the elementwise work around the learners' small matmuls (forward and backward).
@@ -252,6 +259,8 @@ class ProtocolMember(Member):
         self.pool = {k: v.to(self.device) for k, v in self.net.init_params(pool_size, self.generator).items()}
         if config.learned_prior:
             self.prior = {k: v[:1].clone() for k, v in self.pool.items()}
+            if start is not None and start["prior"]:
+                self.prior = {k: start["prior"][k].to(self.device).clone() for k in self.prior}
         self.module = _MetaLoss(self.net, config)
         self._trained = [n for n, p in self.net.named_parameters() if p.requires_grad]
 
@@ -316,10 +325,44 @@ class ProtocolMember(Member):
         return None
 
 
+LEARNER_SETTINGS = ("learner", "aggregator", "message_size", "hidden_size", "sharing", "mlp_widths",
+                    "untrained_message_mlp")
+
+
+def load_start(folder: str, config: RunConfig, spec: NetworkSpec) -> dict[str, Any]:
+    """A trained learner (a run folder's learner.pt, e.g. a zoo entry) to start meta-training from.
+
+    Its learner settings must be this run's; the task may differ (a learner keyed by another
+    activation node type is renamed, as for transfer)."""
+    path = Path(folder) / "learner.pt"
+    try:
+        saved = torch.load(path, weights_only=True, map_location="cpu")
+        theirs = RunConfig.from_dict(saved["config"])
+        state, prior = saved["net"], saved.get("prior") or {}
+    except FileNotFoundError:
+        raise ValueError(f"init_from: {path} does not exist (a finished run holds learner.pt)") from None
+    except Exception as exc:  # noqa: BLE001 - any unreadable content is the same problem
+        problem = f"{type(exc).__name__}: {exc}"
+        raise ValueError(f"init_from: {path} is not a readable learner file ({problem})") from None
+    mine = config.to_dict()
+    differing = [f"{k}: {getattr(theirs, k)!r} there, {mine[k]!r} here" for k in LEARNER_SETTINGS
+                 if getattr(theirs, k) != mine[k]]
+    if differing:
+        raise ValueError(f"init_from {folder}: its learner differs ({'; '.join(differing)})")
+    old = theirs.activation or _task_activation(theirs)
+    if old != spec.activation:
+        state = {k.replace(f"{old}_learner", f"{spec.activation}_learner"): v for k, v in state.items()}
+    return {"net": state, "prior": prior}
+
+
+def _task_activation(config: RunConfig) -> str:
+    return make_family(config, resolve_registry()).network.activation
+
+
 class MamlMember(Member):
     """Second-order MAML (MPLP.md §6 baseline): a meta-learned initial point, SGD inside."""
 
-    grad_norm = "none"
+    default_grad_norm = "none"  # MAML's outer Adam sees raw gradients
 
     def __init__(self, config: RunConfig, registry: Any = None, compile: bool = False) -> None:
         registry = resolve_registry(registry)

@@ -19,6 +19,7 @@ from torch.utils._pytree import tree_map
 
 from lbpbench.harness.config import RunConfig
 from lbpbench.harness.members import Member
+from lbpbench.harness.schedule import lr_factor
 
 
 def batchable(configs: Sequence[RunConfig]) -> str | None:
@@ -136,9 +137,14 @@ class Population:
             norms[dead] = 1.0
             for g in grads:
                 g[dead] = 0
-        if self.grad_norm == "unit":
+        if self.grad_norm == "unit":  # per member and tensor (MPLP.md §5)
             torch._foreach_div_(slices, list(norms.clamp_min(1e-12).reshape(-1).unbind()))
+        elif self.grad_norm == "clip":  # per member, its global norm clipped to clip_norm
+            total = norms.square().sum(1).sqrt()
+            scale = (self.members[0].config.clip_norm / total.clamp_min(1e-12)).clamp(max=1.0)
+            torch._foreach_mul_(slices, list(scale.repeat_interleave(len(grads)).unbind()))
         if live:
+            self._schedule(self.members[live[0]].step)
             kept = [p.detach()[dead].clone() for p in params] if dead else []
             self.optimizer.step()
             if dead:
@@ -153,6 +159,14 @@ class Population:
             v = metrics[i]
             m.history.append([float(m.step), v["meta_loss"], v["hint_loss"], v["heldout_loss"]])
         return metrics
+
+    def _schedule(self, step: int) -> None:
+        """Set the learning rate of the update that makes meta-step `step + 1` (live members step
+        together, so one rate serves them all)."""
+        config = self.members[0].config
+        factor = lr_factor(config.lr_schedule, step, config.meta_steps, config.warmup_steps)
+        for group in self.optimizer.param_groups:
+            group["lr"] = self.members[0].lr * factor
 
     def _diverge(self, i: int, inputs: tuple[dict[str, Tensor], tuple[Tensor, ...]], what: str) -> None:
         member = self.members[i]
