@@ -10,6 +10,14 @@ check the tables by hand:
   (accuracy task) = 0.1 + 0.08 * s + 0.01 * seed
 Special runs: (loss task, rnn, k=8, seed 2) diverged; (accuracy task, sum, k=4, seed 1) failed;
 (accuracy task, rnn, k=8, seeds 0 and 1) failed, leaving that configuration one seed.
+
+Evaluations during meta-training (phase meta_eval, `meta_eval=True`): learned runs of the mean and
+rnn aggregators (not sum, as if run without eval_every; baselines never have them) at meta-steps
+100, 200, ..., 1000 (k = step / 100):
+- metric (loss task) = final + 0.005 + 0.1 * (10 - k), (accuracy task) = final + 0.005 - 0.03 * (10 - k)
+- wall_s = k * (2.0 + 0.5 * seed), so every seed has its own wall-time grid
+The diverged run has meta_eval rows up to step 300 only. The 0.005 offset keeps every value at least
+0.005 away from the Adam-derived targets (0.91 loss, 0.81 accuracy), so no comparison is a float tie.
 """
 
 from __future__ import annotations
@@ -30,6 +38,9 @@ MESSAGE_SIZES = (4, 8)
 SEEDS = (0, 1, 2)
 EVAL_STEPS = 10
 META_STEPS = 5
+META_EVAL_EVERY = 100
+META_EVAL_COUNT = 10
+NO_META_EVAL = ("sum",)  # aggregators whose runs record no meta_eval rows
 DIVERGED = {(LOSS_TASK, "rnn", 8, 2)}
 FAILED = {(ACC_TASK, "sum", 4, 1), (ACC_TASK, "rnn", 8, 0), (ACC_TASK, "rnn", 8, 1)}
 
@@ -49,6 +60,19 @@ def adam_curve(task: str, step: int, seed: int) -> float:
     if TASKS[task][1]:
         return 0.1 + 0.08 * step + 0.01 * seed
     return 2.0 - 0.138 * step + 0.01 * seed
+
+
+def meta_eval_value(task: str, final: float, step: int) -> float:
+    """A learned run's primary metric at a meta-step during meta-training (see the module docstring)."""
+    left = META_EVAL_COUNT - step // META_EVAL_EVERY
+    if TASKS[task][1]:
+        return final + 0.005 - 0.03 * left
+    return final + 0.005 + 0.1 * left
+
+
+def meta_eval_wall(step: int, seed: int) -> float:
+    """Meta-training wall seconds a run had spent at a meta-step."""
+    return (step // META_EVAL_EVERY) * (2.0 + 0.5 * seed)
 
 
 def _row(cfg: RunConfig, run_id: str, status: str, final: float, error: str | None, sweep: str) -> dict:
@@ -81,11 +105,14 @@ def build_results(
     all_failed: bool = False,
     seeds: tuple[int, ...] = SEEDS,
     tasks: tuple[str, ...] = (LOSS_TASK, ACC_TASK),
+    meta_eval: bool = True,
+    adam: bool = True,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Write runs.parquet and curves.parquet into out_dir and return them.
 
     `shift` is added to every learned final (to fabricate a second sweep for compare);
-    `all_failed` marks every run failed with no curves.
+    `all_failed` marks every run failed with no curves; `meta_eval=False` writes no meta_eval rows
+    (results from before runs recorded them); `adam=False` leaves out the Adam baseline runs.
     """
     runs, curves = [], []
     n = 0
@@ -97,7 +124,8 @@ def build_results(
             for k in MESSAGE_SIZES
             for s in seeds
         ]
-        configs += [(RunConfig(task=task, baseline="adam", seed=s), None, None, s) for s in seeds]
+        if adam:
+            configs += [(RunConfig(task=task, baseline="adam", seed=s), None, None, s) for s in seeds]
         for cfg, agg, k, seed in configs:
             n += 1
             run_id = f"r{n:03d}"
@@ -124,6 +152,13 @@ def build_results(
                     v = final + (EVAL_STEPS - s) * (-0.03 if hib else 0.05)
                 curves.append((run_id, "eval", s, metric, v))
                 curves.append((run_id, "eval", s, "train_loss", 1.0 / (1 + s)))
+            if meta_eval and not cfg.baseline and agg not in NO_META_EVAL:
+                learned = learned_final(task, agg, k, seed) + shift
+                count = 3 if status == "diverged" else META_EVAL_COUNT
+                for step in range(META_EVAL_EVERY, META_EVAL_EVERY * count + 1, META_EVAL_EVERY):
+                    curves.append((run_id, "meta_eval", step, metric, meta_eval_value(task, learned, step)))
+                    curves.append((run_id, "meta_eval", step, "train_loss", 0.5 / step))
+                    curves.append((run_id, "meta_eval", step, "wall_s", meta_eval_wall(step, seed)))
     runs_df = pd.DataFrame(runs)
     # The sweep store writes nullable dtypes and "" for a missing error; mimic it.
     runs_df["error"] = runs_df["error"].fillna("")

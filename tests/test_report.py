@@ -20,18 +20,55 @@ from report_fixtures import (
     adam_curve,
     build_results,
     learned_final,
+    meta_eval_wall,
 )
 
 from lbpbench.errors import exception_line
 from lbpbench.report.commands import compare_command, report_command
 from lbpbench.report.compare import compare_frames, format_comparison, min_p_value
-from lbpbench.report.figures import all_figures, choose_heatmap_axes
+from lbpbench.report.figures import all_figures, choose_heatmap_axes, on_wall_grid
 from lbpbench.report.load import ReportError, group_keys, load_results, varying_axes
+from lbpbench.report.quality import (
+    DEFAULT_TARGETS,
+    SOURCE_ADAM,
+    SOURCE_DEFAULT,
+    SOURCE_OVERRIDE,
+    Target,
+    choose_targets,
+    first_reach,
+    parse_targets,
+)
 from lbpbench.report.render import build_report, render_html, render_markdown
 from lbpbench.report.stats import bootstrap_ci, iqm
-from lbpbench.report.tables import display_table, summarise, write_tables
+from lbpbench.report.tables import (
+    NO_RECORD,
+    REACHED_X,
+    STEPS_TO_X,
+    WALL_TO_X,
+    display_table,
+    summarise,
+    write_tables,
+)
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+FIGURE_NAMES = [
+    "meta_train",
+    "eval_curves",
+    "quality_vs_step",
+    "quality_vs_wall",
+    "final_metric",
+    "heatmap_final",
+    "heatmap_diverged",
+]
+FIGURE_TITLES = [
+    "Meta-training curves",
+    "Inner-loop evaluation curves",
+    "Quality against meta-step",
+    "Quality against meta-training wall time",
+    "Final metric per configuration",
+    "Heatmap: mean final metric",
+    "Heatmap: diverged fraction",
+]
 
 
 @pytest.fixture(scope="module")
@@ -188,13 +225,7 @@ def test_tables_written_in_three_formats(tmp_path: Path, summary) -> None:
 def test_figures_are_pngs_and_byte_identical(loaded, figures) -> None:
     runs, curves = loaded
     again = all_figures(runs, curves)
-    assert [f.name for f in figures] == [
-        "meta_train",
-        "eval_curves",
-        "final_metric",
-        "heatmap_final",
-        "heatmap_diverged",
-    ]
+    assert [f.name for f in figures] == FIGURE_NAMES
     for first, second in zip(figures, again, strict=True):
         assert first.png is not None and first.png.startswith(PNG_MAGIC), first.note
         assert first.png == second.png, f"{first.name} differs between two renders"
@@ -287,24 +318,18 @@ def test_report_command_end_to_end(tmp_path: Path, results_dir: Path) -> None:
     assert result.exit_code == 0, result.output
     page = (out / "index.html").read_text()
     images = re.findall(r'<img alt="([^"]+)" src="data:image/png;base64,([^"]*)"', page)
-    assert [alt for alt, _ in images] == [
-        "Meta-training curves",
-        "Inner-loop evaluation curves",
-        "Final metric per configuration",
-        "Heatmap: mean final metric",
-        "Heatmap: diverged fraction",
-    ]
+    assert [alt for alt, _ in images] == FIGURE_TITLES
     for _, data in images:
         png = base64.b64decode(data)
         assert len(png) > 1000 and png.startswith(PNG_MAGIC)
-    for table_id in ("summary", "failures", "environment"):
+    for table_id in ("summary", "targets", "failures", "environment"):
         match = re.search(rf'<table[^>]*id="{table_id}".*?</table>', page, re.S)
         assert match and match.group(0).count("<tr>") > 1, table_id
     assert "abc1234" in page and "seaborn" in page  # git commit from runs.parquet, package versions
     md = (out / "report.md").read_text()
-    for name in ("meta_train", "eval_curves", "final_metric", "heatmap_final", "heatmap_diverged"):
+    for name in FIGURE_NAMES:
         assert f"figures/{name}.png" in md and (out / "figures" / f"{name}.png").stat().st_size > 1000
-    for name in ("summary", "failures"):
+    for name in ("summary", "failures", "targets", "time_to_target"):
         for ext in ("parquet", "csv", "md"):
             assert (out / "tables" / f"{name}.{ext}").stat().st_size > 0
 
@@ -366,3 +391,217 @@ def test_report_summary_file_is_shown_first(tmp_path: Path, results_dir: Path) -
     assert page.index("Findings") < page.index("Summary per configuration")
     md = (out / "report.md").read_text()
     assert md.index("## Findings") < md.index("## Summary per configuration")
+
+
+# --- time to quality (meta_eval rows) ------------------------------------------------------------
+
+
+def _meta_eval(values: list[float], walls: list[float | None], metric: str = "eval_loss") -> pd.DataFrame:
+    rows = []
+    for i, (v, w) in enumerate(zip(values, walls, strict=True)):
+        step = 100 * (i + 1)
+        rows += [("r", "meta_eval", step, metric, v), ("r", "meta_eval", step, "train_loss", 9.0)]
+        if w is not None:
+            rows.append(("r", "meta_eval", step, "wall_s", w))
+    rows.append(("r", "eval", 300, metric, -1.0))  # another phase at the same step: never read
+    return pd.DataFrame(rows, columns=["run_id", "phase", "step", "metric", "value"])
+
+
+def _target(value: float, higher_is_better: bool = False, metric: str = "eval_loss") -> Target:
+    return Target("t", metric, value, higher_is_better, SOURCE_OVERRIDE, "test")
+
+
+def test_first_reach_on_a_hand_built_curve() -> None:
+    curve = _meta_eval([1.0, 0.5, 0.2, 0.1], [10.0, 20.5, 31.5, 40.0])
+    assert first_reach(curve, _target(0.25)) == (300.0, 31.5)
+    assert first_reach(curve, _target(0.2)) == (300.0, 31.5)  # value <= X reaches it
+    assert first_reach(curve, _target(1.0)) == (100.0, 10.0)
+    step, wall = first_reach(curve, _target(0.05))  # never reached
+    assert math.isnan(step) and math.isnan(wall)
+    step, wall = first_reach(_meta_eval([1.0, 0.5, 0.2], [10.0, None, 30.0]), _target(0.6))
+    assert step == 200.0 and math.isnan(wall)  # reached, but no wall_s recorded at that step
+
+
+def test_first_reach_higher_is_better() -> None:
+    curve = _meta_eval([0.1, 0.3, 0.5, 0.4], [5.0, 10.0, 15.0, 20.0], metric="eval_accuracy")
+    assert first_reach(curve, _target(0.45, True, "eval_accuracy")) == (300.0, 15.0)
+    assert first_reach(curve, _target(0.5, True, "eval_accuracy")) == (300.0, 15.0)  # value >= X
+    assert first_reach(curve, _target(0.05, True, "eval_accuracy")) == (100.0, 5.0)
+    assert math.isnan(first_reach(curve, _target(0.6, True, "eval_accuracy"))[0])
+    # The same curve read as a loss reaches 0.45 at once: the direction matters.
+    assert first_reach(_meta_eval([0.1, 0.3, 0.5, 0.4], [5.0] * 4), _target(0.45)) == (100.0, 5.0)
+
+
+def test_parse_targets() -> None:
+    parsed = parse_targets(["sinusoid-5x10=0.002", " mnist-* = 0.5 "])
+    assert parsed == {"sinusoid-5x10": 0.002, "mnist-*": 0.5}
+    assert parse_targets([]) == {}
+    for bad in ("sinusoid-5x10", "=0.1", "sinusoid-5x10=", "sinusoid-5x10=abc", "t=nan"):
+        with pytest.raises(ValueError):
+            parse_targets([bad])
+
+
+def test_adam_derived_target_and_time_to_it(summary) -> None:
+    loss, acc = summary.targets[LOSS_TASK], summary.targets[ACC_TASK]
+    assert loss.source == acc.source == SOURCE_ADAM
+    assert loss.metric == "eval_loss" and not loss.higher_is_better
+    assert loss.value == pytest.approx(np.mean([ADAM_FINAL[LOSS_TASK] + 0.01 * s for s in (0, 1, 2)]))
+    assert acc.metric == "eval_accuracy" and acc.higher_is_better and acc.value == pytest.approx(0.81)
+    # stateful/mean k=4 on the loss task: finals 0.50, 0.51, 0.52, meta_eval value 0.005 + final +
+    # 0.1 * (10 - step / 100) first <= 0.91 at steps 600, 700, 700.
+    r = row(summary, LOSS_TASK, "stateful/mean", 4)
+    assert r["target"] == pytest.approx(0.91) and r["target_metric"] == "eval_loss"
+    assert (r["n_meta_eval"], r["n_reached"], r["reached_frac"]) == (3, 3, 1.0)
+    assert r["steps_to_target_mean"] == pytest.approx(2000 / 3)
+    assert 600 <= r["steps_to_target_ci_low"] < r["steps_to_target_ci_high"] <= 700
+    walls = [meta_eval_wall(600, 0), meta_eval_wall(700, 1), meta_eval_wall(700, 2)]
+    assert walls == [12.0, 17.5, 21.0]
+    assert r["wall_s_to_target_mean"] == pytest.approx(np.mean(walls))
+    per_run = summary.time_to_target.set_index(["task", "seed"])
+    mean4 = per_run[per_run["run_id"].isin(["r001", "r002", "r003"])]
+    assert mean4["steps_to_target"].tolist() == [600.0, 700.0, 700.0]
+    assert mean4["wall_s_to_target"].tolist() == walls
+    # rnn k=8: seed 2 diverged (its meta_eval rows are left out, as its final is from the mean).
+    div = row(summary, LOSS_TASK, "stateful/rnn", 8)
+    assert (div["n_meta_eval"], div["n_reached"]) == (2, 2)
+    assert div["steps_to_target_mean"] == 900.0
+    assert div["wall_s_to_target_mean"] == pytest.approx((18.0 + 22.5) / 2)
+    shown = display_table(summary)
+    shown4 = shown[(shown["task"] == LOSS_TASK) & (shown["method"] == "stateful/mean")]
+    shown4 = shown4[shown4["message_size"] == "4"].iloc[0]
+    assert shown4[REACHED_X] == "3/3" and shown4[STEPS_TO_X].startswith("666.7 [")
+    assert shown4[WALL_TO_X].startswith("16.83 [")
+
+
+def test_seeds_that_never_reach_are_counted_not_averaged(summary) -> None:
+    # Accuracy task (higher is better), X = 0.81. rnn k=4: finals 0.80, 0.81, 0.82; the last meta_eval
+    # value is final + 0.005, so seed 0 (0.805) never reaches X and seeds 1, 2 reach it at step 1000.
+    r = row(summary, ACC_TASK, "stateful/rnn", 4)
+    assert (r["n_meta_eval"], r["n_reached"]) == (3, 2)
+    assert r["reached_frac"] == pytest.approx(2 / 3)
+    assert r["steps_to_target_mean"] == 1000.0  # over the two that reached X only
+    reachers = [meta_eval_wall(1000, 1), meta_eval_wall(1000, 2)]
+    assert reachers == [25.0, 30.0] and r["wall_s_to_target_mean"] == pytest.approx(27.5)
+    assert 25.0 <= r["wall_s_to_target_ci_low"] <= r["wall_s_to_target_ci_high"] <= 30.0
+    never = row(summary, ACC_TASK, "stateful/mean", 4)  # best 0.625 < 0.81: 0 of 3
+    assert (never["n_meta_eval"], never["n_reached"]) == (3, 0)
+    assert math.isnan(never["steps_to_target_mean"]) and math.isnan(never["wall_s_to_target_mean"])
+    single = row(summary, ACC_TASK, "stateful/rnn", 8)  # seeds 0, 1 failed: 1 of 1, at step 800
+    assert (single["n_meta_eval"], single["n_reached"], single["steps_to_target_mean"]) == (1, 1, 800.0)
+    shown = display_table(summary).set_index(["task", "method", "message_size"])
+    assert shown.loc[(ACC_TASK, "stateful/rnn", "4"), REACHED_X] == "2/3"
+    assert shown.loc[(ACC_TASK, "stateful/mean", "4"), REACHED_X] == "0/3"
+    assert shown.loc[(ACC_TASK, "stateful/mean", "4"), STEPS_TO_X] == "not reached"
+    assert shown.loc[(ACC_TASK, "stateful/rnn", "8"), STEPS_TO_X] == "800 (1 seed)"
+    assert shown.loc[(ACC_TASK, "stateful/rnn", "8"), WALL_TO_X] == "24 (1 seed)"
+    # Configurations without meta_eval rows (sum, Adam) show a dash, and a note names them.
+    for key in ((ACC_TASK, "stateful/sum", "4"), (LOSS_TASK, "stateful/sum", "8"), (LOSS_TASK, "adam", "-")):
+        assert [shown.loc[key, c] for c in (STEPS_TO_X, WALL_TO_X, REACHED_X)] == [NO_RECORD] * 3
+    assert row(summary, LOSS_TASK, "stateful/sum", 8)["n_meta_eval"] == 0
+    assert any("No meta_eval records" in n and "stateful/sum message_size=8" in n for n in summary.notes)
+    assert any("seeds that reached X only" in n for n in summary.notes)
+
+
+def test_default_targets_when_the_sweep_has_no_adam(tmp_path: Path) -> None:
+    assert DEFAULT_TARGETS == {
+        "sinusoid-5x10": ("eval_loss", 0.0025),
+        "sinusoid-2x10": ("eval_loss", 0.0020),
+        "mnist-*": ("eval_accuracy", 0.45),
+    }
+    build_results(tmp_path / "no_adam", adam=False)
+    runs, curves = load_results(tmp_path / "no_adam")
+    s = summarise(runs, curves)
+    loss, acc = s.targets[LOSS_TASK], s.targets[ACC_TASK]
+    assert loss.source == acc.source == SOURCE_DEFAULT
+    assert (loss.metric, loss.value, loss.higher_is_better) == ("eval_loss", 0.0025, False)
+    assert (acc.metric, acc.value, acc.higher_is_better) == ("eval_accuracy", 0.45, True)
+    assert "mnist-*" in acc.detail and "no successful Adam run" in acc.detail
+    # Accuracy 0.605 - 0.03 * (10 - step / 100) (seed 0) first >= 0.45 at step 500; so for seeds 1, 2.
+    r = row(s, ACC_TASK, "stateful/mean", 4)
+    assert (r["n_reached"], r["steps_to_target_mean"]) == (3, 500.0)
+    assert row(s, LOSS_TASK, "stateful/mean", 4)["n_reached"] == 0  # eval_loss >= 0.505 > 0.0025
+    # No Adam and no default: no X, a note says how to give one.
+    other = runs.copy()
+    other["task"] = other["task"].replace({LOSS_TASK: "sinusoid-3x3"})
+    targets, notes = choose_targets(other)
+    assert "sinusoid-3x3" not in targets and any("--target sinusoid-3x3=VALUE" in n for n in notes)
+    with pytest.raises(ReportError, match="matches no task"):
+        choose_targets(runs, {"nosuch": 1.0})
+    # An override beats Adam; a glob names every matching task.
+    build_results(tmp_path / "adam", tasks=(ACC_TASK,))
+    runs_adam, _ = load_results(tmp_path / "adam")
+    targets, _ = choose_targets(runs_adam, {"mnist-*": 0.5})
+    assert targets[ACC_TASK].value == 0.5 and targets[ACC_TASK].source == SOURCE_OVERRIDE
+
+
+def test_target_override_through_the_command(tmp_path: Path, results_dir: Path) -> None:
+    out = tmp_path / "report"
+    args = [str(results_dir), "-o", str(out), "--target", f"{LOSS_TASK}=0.51", "--target", "mnist-*=0.5"]
+    result = CliRunner().invoke(report_command, args)
+    assert result.exit_code == 0, result.output
+    table = pd.read_parquet(out / "tables" / "summary.parquet")
+    t = table.set_index(["task", "method", "message_size"])
+    # loss, mean k=4: only seed 0 gets to 0.505 <= 0.51, at its last evaluation (step 1000).
+    loss = t.loc[(LOSS_TASK, "stateful/mean", 4)]
+    assert (loss["target"], loss["n_meta_eval"], loss["n_reached"]) == (0.51, 3, 1)
+    assert loss["steps_to_target_mean"] == 1000.0 and loss["wall_s_to_target_mean"] == meta_eval_wall(1000, 0)
+    # accuracy, mean k=4, X = 0.5 (glob): 0.605, 0.615, 0.625 - 0.03 * (10 - k) first >= 0.5 at 700, 700, 600.
+    acc = t.loc[(ACC_TASK, "stateful/mean", 4)]
+    assert acc["target"] == 0.5 and acc["n_reached"] == 3
+    assert acc["steps_to_target_mean"] == pytest.approx(2000 / 3)
+    targets = pd.read_csv(out / "tables" / "targets.csv").set_index("task")
+    assert targets.loc[LOSS_TASK, "X"] == 0.51 and targets.loc[LOSS_TASK, "source"] == "set by --target"
+    assert targets.loc[ACC_TASK, "source"] == "set by --target mnist-*"
+    md = (out / "report.md").read_text()
+    assert "Time-to-quality targets X" in md and "set by --target mnist-*" in md
+    assert md.index("Time-to-quality targets X") < md.index("## Failed and diverged runs")
+    page = (out / "index.html").read_text()
+    assert re.search(r'<table[^>]*id="targets".*?0\.51.*?</table>', page, re.S)
+    per_run = pd.read_parquet(out / "tables" / "time_to_target.parquet")
+    assert per_run["reached"].dtype == bool and set(per_run["target"]) == {0.51, 0.5}
+
+    bad = CliRunner().invoke(report_command, [str(results_dir), "-o", str(out), "--target", "0.5"])
+    assert bad.exit_code == 2 and "TASK=VALUE" in bad.output
+    unknown = CliRunner().invoke(report_command, [str(results_dir), "-o", str(out), "--target", "nosuch=1"])
+    assert unknown.exit_code != 0 and "matches no task" in unknown.output
+    assert "Traceback" not in unknown.output
+
+
+def test_old_sweep_without_meta_eval_still_renders(tmp_path: Path) -> None:
+    build_results(tmp_path / "old", meta_eval=False, tasks=(LOSS_TASK,))
+    report = build_report(tmp_path / "old")
+    assert (report.summary.table["n_meta_eval"] == 0).all()
+    assert report.summary.time_to_target.empty
+    assert report.summary.targets[LOSS_TASK].source == SOURCE_ADAM  # X is still stated
+    shown = display_table(report.summary)
+    for column in (STEPS_TO_X, WALL_TO_X, REACHED_X):
+        assert set(shown[column]) == {NO_RECORD}
+    assert any("no run recorded evaluations during meta-training" in n for n in report.summary.notes)
+    figures = {f.name: f for f in report.figures}
+    for name in ("quality_vs_step", "quality_vs_wall"):
+        assert figures[name].png is None and "eval_every" in figures[name].note
+    assert all(figures[n].png is not None for n in ("meta_train", "eval_curves", "final_metric"))
+    md = render_markdown(report)
+    assert "### Quality against meta-step\n\n_Not drawn:" in md
+    page = render_html(report)
+    assert 'id="fig-quality_vs_wall"' in page and "Not drawn: no successful run recorded" in page
+
+
+def test_wall_time_grid_is_shared_per_configuration() -> None:
+    rows = [
+        ("a", "t", "c", "eval_loss", 100, 3.0, 1.0),
+        ("a", "t", "c", "eval_loss", 200, 2.0, 2.0),
+        ("a", "t", "c", "eval_loss", 300, 1.0, 3.0),
+        ("b", "t", "c", "eval_loss", 100, 4.0, 2.0),
+        ("b", "t", "c", "eval_loss", 200, 2.0, 4.0),
+        ("z", "t", "other", "eval_loss", 100, 5.0, 7.0),
+    ]
+    data = pd.DataFrame(rows, columns=["run_id", "task", "label", "metric", "step", "value", "wall_s"])
+    grid = on_wall_grid(data, points=4)
+    a, b = (grid[grid["run_id"] == r] for r in ("a", "b"))
+    assert a["wall_s"].tolist() == b["wall_s"].tolist() == [1.0, 2.0, 3.0, 4.0]
+    assert a["value"].tolist() == [3.0, 2.0, 1.0, 1.0]  # keeps its last value after its last evaluation
+    assert np.isnan(b["value"].iloc[0])  # no value before its first evaluation
+    assert b["value"].tolist()[1:] == [4.0, 3.0, 2.0]
+    other = grid[grid["label"] == "other"]
+    assert other["wall_s"].tolist() == [7.0] and other["value"].tolist() == [5.0]

@@ -22,6 +22,15 @@ def _parse_axes(value: str | None) -> tuple[str, str] | None:
     return (parts[0], parts[1])
 
 
+def _parse_targets(ctx: click.Context, param: click.Parameter, value: tuple[str, ...]) -> dict[str, float]:
+    from lbpbench.report.quality import parse_targets
+
+    try:
+        return parse_targets(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from exc
+
+
 @click.command("report")
 @click.argument("results_dir", type=click.Path(path_type=Path))
 @click.option(
@@ -52,19 +61,32 @@ def _parse_axes(value: str | None) -> tuple[str, str] | None:
     default=None,
     help="Markdown file with written findings, shown at the top of the report.",
 )
+@click.option(
+    "--target",
+    "targets",
+    multiple=True,
+    metavar="TASK=VALUE",
+    callback=_parse_targets,
+    help="Time-to-quality target X for a task (repeatable; TASK may be a glob such as 'mnist-*'). "
+    "Default: the tuned Adam baseline's final metric on the task in this sweep, else the built-in "
+    "per-task default.",
+)
 def report_command(
     results_dir: Path,
     output: Path | None,
     group_by: tuple[str, ...],
     heatmap: str | None,
     summary: Path | None,
+    targets: dict[str, float],
 ) -> None:
     """Write index.html, report.md, figures/ and tables/ for a sweep's results folder."""
     from lbpbench.report.render import make_report
 
     preface = summary.read_text(encoding="utf-8") if summary else ""
     try:
-        files = make_report(results_dir, output, list(group_by) or None, _parse_axes(heatmap), preface)
+        files = make_report(
+            results_dir, output, list(group_by) or None, _parse_axes(heatmap), preface, targets or None
+        )
     except ReportError as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(f"wrote {files.index_html}")

@@ -23,6 +23,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from lbpbench.report.load import config_label, group_keys
+from lbpbench.report.quality import META_EVAL, WALL, Target, choose_targets
 from lbpbench.report.stats import BOOTSTRAP_SEED
 
 ERRORBAR = ("ci", 95)
@@ -30,6 +31,7 @@ N_BOOT = 1000
 DEFAULT_HEATMAP_AXES = ("message_size", "sharing")
 HEATMAP_EXCLUDED = frozenset({"task", "seed", "baseline", "device", "data_dir"})
 DPI = 100
+WALL_GRID_POINTS = 50  # common wall-time grid per configuration for the quality-vs-wall figure
 
 
 @dataclass
@@ -294,14 +296,159 @@ def heatmap_figures(runs: pd.DataFrame, axes: tuple[str, str] | None = None) -> 
     return [final, diverged]
 
 
+def _spans_a_decade(values: pd.Series, metric: str) -> bool:
+    v = values[np.isfinite(values)]
+    return "loss" in metric and len(v) > 0 and bool((v > 0).all()) and v.max() / v.min() > 10
+
+
+def meta_eval_data(
+    runs: pd.DataFrame, curves: pd.DataFrame, keys: list[str], targets: dict[str, Target]
+) -> pd.DataFrame:
+    """meta_eval rows of ok runs in the metric of each task's X (else the task's primary metric), one
+    row per run and meta-step: run_id, task, label, metric, step, value, wall_s (nan when unrecorded)."""
+    columns = ["run_id", "task", "label", "metric", "step", "value", WALL]
+    meta = curves[curves["phase"] == META_EVAL]
+    ok = labelled_runs(runs[(runs["status"] == "ok") & runs["run_id"].isin(set(meta["run_id"]))], keys)
+    if ok.empty:
+        return pd.DataFrame(columns=columns)
+    ok["plot_metric"] = [
+        targets[str(t)].metric if str(t) in targets else str(m)
+        for t, m in zip(ok["task"], ok["metric"], strict=True)
+    ]
+    merged = meta.merge(ok[["run_id", "task", "label", "plot_metric"]], on="run_id")
+    values = merged[merged["metric"] == merged["plot_metric"]]
+    walls = merged.loc[merged["metric"] == WALL, ["run_id", "step", "value"]].rename(columns={"value": WALL})
+    data = values.drop(columns=["phase", "plot_metric"]).merge(walls, on=["run_id", "step"], how="left")
+    data["task"] = data["task"].astype(str)
+    return data[columns].sort_values(["task", "label", "run_id", "step"]).reset_index(drop=True)
+
+
+def on_wall_grid(data: pd.DataFrame, points: int = WALL_GRID_POINTS) -> pd.DataFrame:
+    """Each seed's curve linearly interpolated onto one wall-time grid per configuration (task, label).
+
+    Seeds take different wall seconds to the same meta-step, so their evaluations fall at different
+    times; averaging needs common x values. The grid runs from the earliest first evaluation to the
+    latest last one; before its first evaluation a seed has no value (nan, left out of the mean), after
+    its last one it keeps its last value (its training had ended there).
+    """
+    frames = []
+    timed = data[np.isfinite(data[WALL].astype(float))]
+    for (task, label), conf in timed.groupby(["task", "label"], sort=True):
+        per_run = [g.sort_values(WALL) for _, g in conf.groupby("run_id", sort=True)]
+        start = min(float(g[WALL].iloc[0]) for g in per_run)
+        end = max(float(g[WALL].iloc[-1]) for g in per_run)
+        grid = np.linspace(start, end, points) if end > start else np.array([start])
+        for g in per_run:
+            x, y = g[WALL].to_numpy(dtype=float), g["value"].to_numpy(dtype=float)
+            frames.append(
+                pd.DataFrame(
+                    {
+                        "run_id": g["run_id"].iloc[0],
+                        "task": task,
+                        "label": label,
+                        WALL: grid,
+                        "value": np.interp(grid, x, y, left=np.nan, right=y[-1]),
+                    }
+                )
+            )
+    if not frames:
+        return pd.DataFrame(columns=["run_id", "task", "label", WALL, "value"])
+    return pd.concat(frames, ignore_index=True)
+
+
+def quality_figures(
+    runs: pd.DataFrame, curves: pd.DataFrame, keys: list[str], targets: dict[str, Target]
+) -> list[ReportFigure]:
+    """Quality during meta-training against meta-step and against meta-training wall seconds: mean and
+    95 % CI band over seeds per configuration, one panel per task, a dashed line at the task's X."""
+    band = (
+        f"mean over seeds with a 95 % bootstrap CI band (seaborn errorbar={ERRORBAR}, "
+        f"seed={BOOTSTRAP_SEED}); "
+        "ok runs with meta_eval records only; dashed line: the task's target X (see the targets table)"
+    )
+    by_step = ReportFigure(
+        name="quality_vs_step",
+        title="Quality against meta-step",
+        caption="Primary metric on the fixed evaluation tasks during meta-training (phase meta_eval) "
+        f"against meta-step: {band}.",
+    )
+    by_wall = ReportFigure(
+        name="quality_vs_wall",
+        title="Quality against meta-training wall time",
+        caption="Primary metric on the fixed evaluation tasks during meta-training (phase meta_eval) "
+        "against the meta-training wall seconds the run had spent (wall_s; a seed batch's runs count "
+        f"their own share): {band}. Seeds reach a meta-step at different times, so each seed's curve is "
+        f"interpolated linearly onto a common grid of {WALL_GRID_POINTS} points per configuration (from "
+        "the earliest first evaluation to the latest last one; before its first evaluation a seed has "
+        "no value, after its last it keeps its last value) before averaging.",
+    )
+    data = meta_eval_data(runs, curves, keys, targets)
+    if data.empty:
+        by_step.note = by_wall.note = (
+            "no successful run recorded evaluations during meta-training (phase meta_eval, written by runs "
+            "with eval_every > 0); older results and baselines have none."
+        )
+        return [by_step, by_wall]
+    missing = sorted(set(labelled_runs(runs[runs["status"] == "ok"], keys)["label"]) - set(data["label"]))
+    if missing:
+        extra = f" Not drawn, no meta_eval records: {', '.join(missing)}."
+        by_step.caption += extra
+        by_wall.caption += extra
+    gridded = on_wall_grid(data)
+    for out, frame, x, x_label in (
+        (by_step, data, "step", "meta-step"),
+        (by_wall, gridded, WALL, "meta-training wall time (s)"),
+    ):
+        if frame.empty:
+            out.note = "the meta_eval records hold no wall_s, so there is no wall-time axis."
+            continue
+        tasks = sorted(frame["task"].unique())
+        fig, axes = _grid(len(tasks))
+        hue_order = sorted(frame["label"].unique())
+        with sns.axes_style("whitegrid"):
+            for ax, task in zip(axes, tasks, strict=True):
+                sel = frame[frame["task"] == task]
+                sns.lineplot(
+                    data=sel,
+                    x=x,
+                    y="value",
+                    hue="label",
+                    hue_order=hue_order,
+                    errorbar=ERRORBAR,
+                    n_boot=N_BOOT,
+                    seed=BOOTSTRAP_SEED,
+                    ax=ax,
+                )
+                metric = str(data.loc[data["task"] == task, "metric"].iloc[0])
+                log = _spans_a_decade(data.loc[data["task"] == task, "value"], metric)
+                if log:
+                    ax.set_yscale("log")
+                target = targets.get(task)
+                title = task
+                if target is not None and target.metric == metric:
+                    title = f"{task}: X = {target.value:.4g} ({target.short})"
+                    if not (log and target.value <= 0):
+                        ax.axhline(
+                            target.value, color="0.2", linestyle="--", linewidth=1.2, label="X (target)"
+                        )
+                ax.set_title(title)
+                ax.set_xlabel(x_label)
+                ax.set_ylabel(metric)
+        _legend_outside(fig, axes)
+        out.png = to_png(fig)
+    return [by_step, by_wall]
+
+
 def all_figures(
     runs: pd.DataFrame,
     curves: pd.DataFrame,
     group_by: list[str] | None = None,
     heatmap_axes: tuple[str, str] | None = None,
+    targets: dict[str, float] | None = None,
 ) -> list[ReportFigure]:
-    """Every figure of the report, in reading order."""
+    """Every figure of the report, in reading order; `targets` overrides X per task (see quality)."""
     keys = group_keys(runs, group_by)
+    chosen, _ = choose_targets(runs, targets)
     return [
         curve_figure(
             runs,
@@ -321,6 +468,7 @@ def all_figures(
             name="eval_curves",
             title="Inner-loop evaluation curves",
         ),
+        *quality_figures(runs, curves, keys, chosen),
         final_point_figure(runs, keys),
         *heatmap_figures(runs, heatmap_axes),
     ]

@@ -20,6 +20,7 @@ import pandas as pd
 from lbpbench.errors import exception_line
 from lbpbench.report.figures import ReportFigure, all_figures
 from lbpbench.report.load import load_results
+from lbpbench.report.quality import targets_table
 from lbpbench.report.tables import (
     Summary,
     display_table,
@@ -113,13 +114,17 @@ def build_report(
     results_dir: str | Path,
     group_by: list[str] | None = None,
     heatmap_axes: tuple[str, str] | None = None,
+    targets: dict[str, float] | None = None,
 ) -> Report:
-    """Load a results folder and compute the tables and figures (raises ReportError on bad input)."""
+    """Load a results folder and compute the tables and figures (raises ReportError on bad input).
+
+    `targets` overrides the time-to-quality target X per task (`--target TASK=VALUE`).
+    """
     path = Path(results_dir)
     runs, curves = load_results(path)
-    summary = summarise(runs, curves, group_by)
+    summary = summarise(runs, curves, group_by, targets)
     failures = failures_table(runs)
-    figures = all_figures(runs, curves, group_by, heatmap_axes)
+    figures = all_figures(runs, curves, group_by, heatmap_axes, targets)
     counts = runs["status"].value_counts()
     alerts = []
     n_ok = int(counts.get("ok", 0))
@@ -165,6 +170,13 @@ def _failures_for_display(failures: pd.DataFrame) -> pd.DataFrame:
     return shown
 
 
+TARGETS_HEADING = "Time-to-quality targets X"
+TARGETS_INTRO = (
+    "X per task for the columns 'meta-steps to reach X', 'wall seconds to reach X' and 'reached' "
+    "(override with `lbpbench report --target TASK=VALUE`):"
+)
+
+
 def render_markdown(report: Report) -> str:
     """`report.md`: the same content as the HTML, with figures linked from `figures/`."""
     out = [f"# {report.title}", "", f"Results: `{report.source}` — {_status_line(report.runs)}.", ""]
@@ -172,6 +184,9 @@ def render_markdown(report: Report) -> str:
     if report.preface:
         out += [report.preface.strip(), ""]
     out += ["## Summary per configuration", "", to_markdown(display_table(report.summary))]
+    targets = targets_table(report.summary.targets)
+    out += [f"**{TARGETS_HEADING}.** {TARGETS_INTRO}", ""]
+    out += [to_markdown(targets) if len(targets) else "None: no task has a target.\n"]
     out += [f"- {n}" for n in report.summary.notes] + [""]
     out += ["## Failed and diverged runs", ""]
     if report.failures.empty:
@@ -243,6 +258,12 @@ def _preface_html(text: str) -> list[str]:
     return out
 
 
+def _targets_display(summary: Summary) -> pd.DataFrame:
+    shown = targets_table(summary.targets)
+    shown["X"] = shown["X"].map(lambda v: f"{v:.4g}")
+    return shown
+
+
 def render_html(report: Report) -> str:
     """`index.html`: self-contained (inline CSS, figures as data URIs), no scripts, no timestamps."""
     e = html.escape
@@ -253,6 +274,8 @@ def render_html(report: Report) -> str:
     body += [f'<p class="alert">{e(a)}</p>' for a in report.alerts]
     body += _preface_html(report.preface)
     body += ["<h2>Summary per configuration</h2>", _html_table(display_table(report.summary), "summary")]
+    body.append(f"<p><b>{e(TARGETS_HEADING)}.</b> {e(TARGETS_INTRO.replace('`', ''))}</p>")
+    body.append(_html_table(_targets_display(report.summary), "targets"))
     body += ["<ul class='note'>"] + [f"<li>{e(n)}</li>" for n in report.summary.notes] + ["</ul>"]
     body += ["<h2>Failed and diverged runs</h2>"]
     body.append(
@@ -304,7 +327,12 @@ def write_report(report: Report, out_dir: str | Path) -> ReportFiles:
         path.write_bytes(fig.png)
         figure_paths.append(path)
     tables = write_tables(
-        {"summary": report.summary.table, "failures": report.failures},
+        {
+            "summary": report.summary.table,
+            "failures": report.failures,
+            "targets": targets_table(report.summary.targets),
+            "time_to_target": report.summary.time_to_target,
+        },
         out / "tables",
         display={
             "summary": display_table(report.summary),
@@ -324,10 +352,12 @@ def make_report(
     group_by: list[str] | None = None,
     heatmap_axes: tuple[str, str] | None = None,
     preface: str = "",
+    targets: dict[str, float] | None = None,
 ) -> ReportFiles:
-    """Build and write a report; out_dir defaults to reports/<name of results_dir>."""
+    """Build and write a report; out_dir defaults to reports/<name of results_dir>; `targets`
+    overrides the time-to-quality X per task."""
     results = Path(results_dir)
     target = Path(out_dir) if out_dir is not None else Path("reports") / results.resolve().name
-    report = build_report(results, group_by, heatmap_axes)
+    report = build_report(results, group_by, heatmap_axes, targets)
     report.preface = preface
     return write_report(report, target)

@@ -5,7 +5,9 @@ metric's mean, CI and IQM (their final value is meaningless) but counted in `div
 denominator is the runs that finished (ok + diverged); failed runs (a crash, not a result) are only
 counted in `n_failed`. Learned rules are scored against the tuned Adam baseline of the same task, the
 normalisation google/learned_optimization uses: a ratio of final metrics and the number of inner
-steps Adam needs to reach the configuration's final metric.
+steps Adam needs to reach the configuration's final metric. Time to quality (lbpbench.report.quality):
+meta-steps and wall seconds of meta-training until a seed reaches the task's target X, mean and CI over
+the seeds that reached it, next to the fraction that did.
 """
 
 from __future__ import annotations
@@ -19,19 +21,33 @@ import numpy as np
 import pandas as pd
 
 from lbpbench.report.load import LEARNED_ONLY, config_label, group_keys
+from lbpbench.report.quality import (
+    META_EVAL,
+    Target,
+    choose_targets,
+    time_to_target,
+    time_to_target_columns,
+)
 from lbpbench.report.stats import BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED, bootstrap_ci, iqm
 
 REFERENCE_BASELINE = "adam"
 STEPS_TO_MATCH = "adam_steps_to_match"
+STEPS_TO_X = "meta-steps to reach X"
+WALL_TO_X = "wall seconds to reach X"
+REACHED_X = "reached"
+NO_RECORD = "\u2013"  # en dash: no meta_eval records (or no X) for this configuration
 
 
 @dataclass
 class Summary:
-    """The summary table, the keys that define a configuration, and notes a reader must see."""
+    """The summary table, the keys that define a configuration, and notes a reader must see; the
+    target X per task and each run's time to it (lbpbench.report.quality)."""
 
     table: pd.DataFrame
     keys: list[str]
     notes: list[str] = field(default_factory=list)
+    targets: dict[str, Target] = field(default_factory=dict)
+    time_to_target: pd.DataFrame = field(default_factory=pd.DataFrame)
 
 
 def ratio_column(metric: str) -> str:
@@ -81,9 +97,19 @@ def _sorted_groups(runs: pd.DataFrame, keys: list[str]) -> list[tuple[tuple, pd.
     return sorted(groups, key=order)
 
 
-def summarise(runs: pd.DataFrame, curves: pd.DataFrame, group_by: list[str] | None = None) -> Summary:
-    """Build the per-configuration summary table (see the module docstring for the definitions)."""
+def summarise(
+    runs: pd.DataFrame,
+    curves: pd.DataFrame,
+    group_by: list[str] | None = None,
+    targets: dict[str, float] | None = None,
+) -> Summary:
+    """Build the per-configuration summary table (see the module docstring for the definitions).
+
+    `targets` overrides X per task (`--target TASK=VALUE`); see lbpbench.report.quality.
+    """
     keys = group_keys(runs, group_by)
+    chosen, target_notes = choose_targets(runs, targets)
+    per_run = time_to_target(runs, curves, chosen)
     rows = []
     for values, g in _sorted_groups(runs, keys):
         row = dict(zip(keys, values, strict=True))
@@ -109,13 +135,16 @@ def summarise(runs: pd.DataFrame, curves: pd.DataFrame, group_by: list[str] | No
             n_failed=n_fail,
             wall_time_s_mean=float(g.loc[g["status"] != "failed", "wall_time_s"].astype(float).mean()),
         )
+        mine = per_run[per_run["run_id"].isin(set(g["run_id"]))]
+        row.update(time_to_target_columns(mine, chosen.get(str(row["task"]))))
         rows.append(row)
     table = pd.DataFrame(rows)
     for key in keys:  # groupby keys come back as object columns; give parquet a single type
         table[key] = table[key].convert_dtypes() if len(table) else table[key]
     notes = _add_adam_scores(table, runs, curves)
     notes += _notes(table)
-    return Summary(table=table, keys=keys, notes=notes)
+    notes += _time_to_target_notes(table, curves) + target_notes
+    return Summary(table=table, keys=keys, notes=notes, targets=chosen, time_to_target=per_run)
 
 
 def _add_adam_scores(table: pd.DataFrame, runs: pd.DataFrame, curves: pd.DataFrame) -> list[str]:
@@ -167,6 +196,33 @@ def _notes(table: pd.DataFrame) -> list[str]:
     empty = table[table["n_seeds"] == 0]
     if len(empty):
         notes.append("No successful seed (mean n/a) for: " + ", ".join(empty["label"]) + ".")
+    return notes
+
+
+def _time_to_target_notes(table: pd.DataFrame, curves: pd.DataFrame) -> list[str]:
+    if not (curves["phase"] == META_EVAL).any():
+        return [
+            "Time to quality n/a (\u2013): no run recorded evaluations during meta-training (phase "
+            "meta_eval, written by runs with eval_every > 0); older results and baselines have none."
+        ]
+    notes = [
+        f"{STEPS_TO_X} / {WALL_TO_X}: first meta-training evaluation (phase meta_eval) at which a seed's "
+        "metric reaches the task's X (targets table), and the meta-training wall seconds it had spent "
+        "there; mean with a 95 % bootstrap CI over the seeds that reached X only. "
+        f"{REACHED_X} = k/n: k of the n ok seeds with meta_eval records reached X; the n - k that never "
+        "did are not in the mean. Diverged seeds are excluded, as from the final metric's mean. "
+        f"'{NO_RECORD}': no meta_eval records (run without eval_every, or a baseline) or no X for the task.",
+    ]
+    missing = table[(table["n_meta_eval"] == 0) & (table["n_seeds"] > 0)] if len(table) else table
+    if len(missing):
+        per_task = [
+            f"{task}: " + ", ".join(rows["label"]) for task, rows in missing.groupby("task", sort=True)
+        ]
+        notes.append(
+            "No meta_eval records, so time to quality n/a (tuned SGD and Adam never have them) for "
+            + "; ".join(per_task)
+            + "."
+        )
     return notes
 
 
@@ -224,7 +280,32 @@ def display_table(summary: Summary) -> pd.DataFrame:
         return str(int(row[STEPS_TO_MATCH]))
 
     out[STEPS_TO_MATCH] = t.apply(steps, axis=1) if len(t) else []
+    for column, prefix in ((STEPS_TO_X, "steps_to_target"), (WALL_TO_X, "wall_s_to_target")):
+        out[column] = t.apply(lambda r, p=prefix: _to_target_cell(r, p), axis=1) if len(t) else []
+    out[REACHED_X] = (
+        t.apply(
+            lambda r: f"{int(r['n_reached'])}/{int(r['n_meta_eval'])}" if r["n_meta_eval"] else NO_RECORD,
+            axis=1,
+        )
+        if len(t)
+        else []
+    )
     return out
+
+
+def _to_target_cell(row: pd.Series, prefix: str) -> str:
+    """`mean [lo, hi]` over the seeds that reached X, `v (1 seed)`, `not reached`, or NO_RECORD."""
+    if not row["n_meta_eval"]:
+        return NO_RECORD
+    if not row["n_reached"]:
+        return "not reached"
+    mean = row[f"{prefix}_mean"]
+    if pd.isna(mean):
+        return "n/a (no wall_s)"
+    low, high = row[f"{prefix}_ci_low"], row[f"{prefix}_ci_high"]
+    if pd.isna(low):
+        return f"{_fmt(mean)} (1 seed)"
+    return f"{_fmt(mean)} [{_fmt(low)}, {_fmt(high)}]"
 
 
 def to_markdown(frame: pd.DataFrame) -> str:
