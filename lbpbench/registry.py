@@ -5,8 +5,13 @@ Loading order (a later source cannot shadow an earlier one: a duplicate name is 
 1. built-ins — every module in the package ``lbpbench.builtins`` (always loaded);
 2. setuptools entry points of group ``lbpbench`` (plugin = distribution name and version);
 3. every top-level ``*.py`` file in the plugin folders: ``./plugins`` (relative to the current
-   directory, when present), the ``plugin_dirs`` argument (the CLI's ``--plugins-dir``), and
-   ``LBPBENCH_PLUGINS_DIR`` (``os.pathsep``-separated).
+   directory, when present and allowed: see below), the ``plugin_dirs`` argument (the CLI's
+   ``--plugins-dir``), and ``LBPBENCH_PLUGINS_DIR`` (``os.pathsep``-separated).
+
+Loading ``./plugins`` runs code from whatever folder a process works in, so it is a deliberate
+choice: ``set_cwd_plugins(False)`` turns it off for the process (the CLI does for every command that
+builds no components: ``plugins``, ``report``, ``compare``, ``sweep status|ls``), and
+``LBPBENCH_CWD_PLUGINS=0`` turns it off everywhere. Library use keeps it on.
 
 Environment:
 
@@ -59,6 +64,8 @@ __all__ = [
     "build_registry",
     "clear_cache",
     "get_registry",
+    "set_cwd_plugins",
+    "cwd_plugins_enabled",
 ]
 
 KINDS: tuple[str, ...] = ("node_type", "aggregator", "learner", "task", "baseline")
@@ -75,6 +82,7 @@ DEFAULT_PLUGINS_DIR = "plugins"
 ENV_PLUGINS_DIR = "LBPBENCH_PLUGINS_DIR"
 ENV_LOAD_PLUGINS = "LBPBENCH_LOAD_PLUGINS"
 ENV_STRICT = "LBPBENCH_STRICT_PLUGINS"
+ENV_CWD_PLUGINS = "LBPBENCH_CWD_PLUGINS"
 _FILE_MODULE_PREFIX = "lbpbench_plugin"
 
 
@@ -278,11 +286,28 @@ def _first_doc_line(factory: Any) -> str:
     return ""
 
 
+_cwd_plugins = True
+
+
+def set_cwd_plugins(enabled: bool) -> bool:
+    """Whether this process loads ./plugins of its working directory; returns the previous setting.
+    (LBPBENCH_CWD_PLUGINS=0 keeps it off whatever this says.)"""
+    global _cwd_plugins
+    previous, _cwd_plugins = _cwd_plugins, bool(enabled)
+    return previous
+
+
+def cwd_plugins_enabled() -> bool:
+    """True when ./plugins of the working directory is loaded (when it exists)."""
+    raw = os.environ.get(ENV_CWD_PLUGINS)
+    return _cwd_plugins and (raw is None or raw.strip() == "" or _env_flag(ENV_CWD_PLUGINS))
+
+
 def _plugin_dirs(plugin_dirs: Iterable[str | os.PathLike[str]]) -> list[Path]:
-    """./plugins (when present), then plugin_dirs, then LBPBENCH_PLUGINS_DIR; deduplicated."""
+    """./plugins (when present and enabled), then plugin_dirs, then LBPBENCH_PLUGINS_DIR; deduplicated."""
     candidates: list[Path] = []
     default = Path.cwd() / DEFAULT_PLUGINS_DIR
-    if default.is_dir():
+    if cwd_plugins_enabled() and default.is_dir():
         candidates.append(default)
     candidates.extend(Path(d) for d in plugin_dirs)
     env = os.environ.get(ENV_PLUGINS_DIR, "")
@@ -460,6 +485,7 @@ def get_registry(
         os.environ.get(ENV_PLUGINS_DIR),
         os.environ.get(ENV_LOAD_PLUGINS),
         _env_flag(ENV_STRICT),
+        cwd_plugins_enabled(),
     )
     if refresh or key not in _CACHE:
         _CACHE[key] = build_registry(dirs, allow_conflicts=True)

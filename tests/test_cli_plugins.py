@@ -53,9 +53,15 @@ def test_plugins_table(tmp_path):
 
 def test_plugins_json_lists_builtins_and_both_example_plugins(monkeypatch, signsgd_dist):
     monkeypatch.chdir(REPO)  # ./plugins holds the single-file example plugin
-    result = invoke("plugins", "--json")
+    # `plugins` runs no code from the working directory unless told to: it says how
+    plain = invoke("plugins", "--json")
+    assert plain.exit_code == 0, plain.output
+    assert "median" not in {r["name"] for r in json.loads(plain.stdout)}
+    assert "--plugins-dir plugins" in plain.stderr
+    result = invoke("--plugins-dir", "plugins", "plugins", "--json")
     assert result.exit_code == 0, result.output
-    rows = json.loads(result.output)
+    assert "not loaded" not in result.stderr
+    rows = json.loads(result.stdout)
     fields = {"kind", "name", "plugin", "version", "description", "source"}
     assert rows and all(set(r) == fields for r in rows)
     by_name = {(r["kind"], r["name"]): r for r in rows}
@@ -162,7 +168,7 @@ def test_registry_from_context_refuses_duplicates(tmp_path):
     group = click.Group(commands={"probe": probe})
     runner = CliRunner()
     refused = runner.invoke(group, ["probe"], obj={"plugin_dirs": (str(tmp_path),)})
-    assert refused.exit_code == 1
+    assert refused.exit_code == 2  # bad input (the plugins), one line
     assert "duplicate aggregator 'twin'" in refused.output and "dup_two" in refused.output
     listed = runner.invoke(group, ["probe", "--listing"], obj={"plugin_dirs": (str(tmp_path),)})
     assert listed.exit_code == 0 and "1 conflict(s)" in listed.output

@@ -352,6 +352,7 @@ def test_transfer_tasks_evaluate_the_trained_learner_elsewhere(tmp_path):
     assert "eval_loss@sinusoid-2x10" in result.final
 
 
+@pytest.mark.trajectory
 def test_compiled_inner_step_matches_eager():
     """torch.compile path (`train --compile`) vs eager: same loss and meta-gradients."""
     small = dict(TINY, mlp_widths=[8], message_size=2, hidden_size=2, meta_batch=1)

@@ -255,9 +255,16 @@ def test_report_hook(env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(lbpbench.report, "make_report", fake_make_report, raising=False)
     result = CliRunner().invoke(sweep_group, ["run", "spec.toml", "--out", "out"])
     assert result.exit_code == 0, result.output
-    assert calls == [(Path("out"), Path("reports") / "t")]
+    # --out DIR: the report goes with the results, never to ./reports/<name>/ of the cwd
+    assert calls == [(Path("out"), Path("out") / "report")]
     CliRunner().invoke(sweep_group, ["run", "spec.toml", "--out", "out", "--no-report"])
     assert len(calls) == 1
+    # two sweeps of one name into different folders: two reports, neither overwrites the other
+    assert CliRunner().invoke(sweep_group, ["run", "spec.toml", "--out", "other"]).exit_code == 0
+    assert calls[-1] == (Path("other"), Path("other") / "report")
+    # without --out: results/<name>/ and reports/<name>/ (the README's default sweep)
+    assert CliRunner().invoke(sweep_group, ["run", "spec.toml"]).exit_code == 0
+    assert calls[-1] == (Path("results") / "t", Path("reports") / "t")
 
 
 def test_report_hook_failure_keeps_exit_status(env: Path, monkeypatch: pytest.MonkeyPatch) -> None:

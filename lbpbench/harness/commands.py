@@ -201,6 +201,12 @@ def eval_command(
 
     if (run_dir is None) == (reference is None):
         raise click.UsageError("give either RUN_DIR or --reference CHECKPOINT")
+    from lbpbench.harness.config import validate_fields
+
+    problems = validate_fields({"message_size": message_size, "hidden_size": hidden_size,
+                                "eval_tasks": eval_tasks or 1, "eval_steps": eval_steps})
+    if problems:
+        raise click.UsageError("; ".join(problems))
     try:
         if reference is not None:
             evaluation = evaluate_reference_checkpoint(
@@ -210,6 +216,8 @@ def eval_command(
         else:
             config, evaluation = evaluate_run_dir(run_dir, eval_tasks, eval_steps)
             click.echo(f"{config.method} on {config.task} from {run_dir}")
-    except (ValueError, FileNotFoundError) as exc:
-        raise click.ClickException(str(exc)) from exc
+    except (ValueError, OSError) as exc:  # a missing, damaged or mismatched input: exit 2, one line
+        from lbpbench.cli import BadInput
+
+        raise BadInput(str(exc)) from exc
     _print_evaluation(evaluation)

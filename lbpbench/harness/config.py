@@ -154,12 +154,100 @@ def _check_type(name: str, value: Any, annotation: str) -> str | None:
     return None
 
 
+# Bounds of validate_fields: no setting may ask for more than a machine could ever hold.
+INT_LIMIT = 10**9  # every integer setting (counts, sizes, steps) except the seed
+SEED_LIMIT = 2**63 - 1  # seeds are stored as int64 (runs.parquet) and fed to torch.Generator
+MEMORY_LIMIT_GIB = 64  # a configuration whose largest tensor would exceed this is refused up front
+
+
 def validate_fields(data: dict[str, Any]) -> list[str]:
-    """Type and range checks that need no registry; component names are checked by the harness."""
+    """Type and range checks that need no registry; component names are checked by the harness.
+
+    Works on any subset of the fields (a sweep checks one value at a time). Every problem names the
+    setting, the value and what is allowed. Numbers must be finite and of a size a run can hold:
+    integers at most INT_LIMIT (the seed: 0..SEED_LIMIT), and settings whose product sizes one
+    tensor (tasks × per-edge width) are refused when it alone would exceed MEMORY_LIMIT_GIB (the
+    task-aware estimate, with fan-in and fan-out, runs where the task family is known).
+    """
+    import math
+
     types = field_types()
     problems = [p for k, v in data.items() if k in types for p in [_check_type(k, v, types[k])] if p]
     if problems:
         return problems
+
+    def shown(value: Any) -> str:
+        if isinstance(value, int) and abs(value) >= 10**24:  # 10**4300 would not even print
+            return f"{float(value):.3g}" if value.bit_length() < 1000 else \
+                f"a {int(value.bit_length() * 0.30103) + 1}-digit number"
+        return repr(value)
+
+    def items(name: str) -> list[Any]:
+        value = data[name]
+        return [] if value is None else list(value) if isinstance(value, list | tuple) else [value]
+
+    for name in data:
+        if name not in types:
+            continue
+        base = types[name].replace(" | None", "")
+        base = base[len("list[") : -1] if base.startswith("list[") else base
+        for v in items(name):
+            what = f"every item of {name}" if isinstance(data[name], list | tuple) else name
+            if base == "float" and not math.isfinite(v):
+                problems.append(f"{what} must be a finite number, got {shown(v)}")
+            elif base == "int" and name != "seed" and abs(v) > INT_LIMIT:
+                problems.append(f"{what} must be at most {INT_LIMIT:.0e}, got {shown(v)}")
+    if problems:
+        return problems
+
+    def at_least(name: str, low: int, optional: bool = False) -> None:
+        if name in data and not (optional and data[name] is None) and data[name] < low:
+            problems.append(f"{name} must be >= {low}, got {shown(data[name])}")
+
+    for name in ("message_size", "hidden_size", "meta_steps", "eval_tasks"):
+        at_least(name, 1)
+    for name in ("meta_batch", "init_pool", "eval_steps"):
+        at_least(name, 1, optional=True)
+    for name in ("eval_every", "truncation"):
+        at_least(name, 0)
+    if "seed" in data and not 0 <= data["seed"] <= SEED_LIMIT:
+        problems.append(f"seed must be in [0, 2**63 - 1], got {shown(data['seed'])}")
+    if data.get("meta_lr") is not None and not data["meta_lr"] > 0:
+        problems.append(f"meta_lr must be > 0 (or unset: the task's), got {data['meta_lr']!r}")
+    if "hint_weight" in data and not 0 <= data["hint_weight"] <= 1:
+        problems.append(f"hint_weight must be in [0, 1], got {data['hint_weight']!r}")
+    if "divergence_threshold" in data and not data["divergence_threshold"] > 0:
+        problems.append(f"divergence_threshold must be > 0, got {data['divergence_threshold']!r}")
+    if "mlp_widths" in data:
+        widths = data["mlp_widths"]
+        if not widths or any(w < 1 for w in widths):
+            problems.append(f"mlp_widths must be a non-empty list of widths >= 1, got {list(widths)!r}")
+    if data.get("baseline_lrs") is not None:
+        lrs = data["baseline_lrs"]
+        if not lrs or any(not lr > 0 for lr in lrs):
+            problems.append(f"baseline_lrs must be a non-empty list of learning rates > 0 (or unset), "
+                            f"got {list(lrs)!r}")
+    if data.get("sharing", "layer") not in SHARINGS:
+        problems.append(f"sharing must be one of {', '.join(SHARINGS)}; got {data['sharing']!r}")
+    if data.get("meta_loss", "mixed") not in META_LOSSES:
+        problems.append(f"meta_loss must be one of {', '.join(META_LOSSES)}; got {data['meta_loss']!r}")
+    if data.get("device", "cpu") not in DEVICES:
+        problems.append(f"device must be one of {', '.join(DEVICES)}; got {data['device']!r}")
+    if problems:
+        return problems
+    # Whatever the task, one meta-step holds a [meta_batch, batch, fan_in, fan_out, width] tensor per
+    # layer (batch, fan-in and fan-out >= 1): refuse what cannot fit before anything runs.
+    widths = [data.get(k) for k in ("message_size", "hidden_size")] + list(data.get("mlp_widths") or [])
+    width = max((w for w in widths if w is not None), default=1)
+    tasks = data.get("meta_batch") or 1
+    need = 4 * tasks * width
+    if need > MEMORY_LIMIT_GIB * 2**30:
+        named = ", ".join(f"{k}={shown(data[k])}" for k in ("meta_batch", "message_size", "hidden_size",
+                                                             "mlp_widths") if data.get(k) is not None)
+        problems.append(f"{named}: one meta-step would hold a tensor of at least {need / 2**30:.3g} GiB "
+                        f"(meta_batch × per-edge width × 4 bytes), more than the {MEMORY_LIMIT_GIB} GiB "
+                        "limit")
+    return problems
     for name in ("message_size", "hidden_size", "meta_steps", "eval_tasks"):
         if name in data and data[name] < 1:
             problems.append(f"{name} must be >= 1, got {data[name]}")

@@ -21,15 +21,25 @@ def evaluate_run_dir(
     path = Path(run_dir) / "learner.pt"
     if not path.is_file():
         raise FileNotFoundError(f"no learner.pt in {run_dir}: not a finished lbpbench train run")
-    saved = torch.load(path, weights_only=True)
-    config = RunConfig.from_dict(saved["config"])
+    saved = _load_learner(path)
+    try:
+        config = RunConfig.from_dict(saved["config"])
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{path}: its run settings are not valid ({_one_line(exc)})") from None
     if config.baseline:
         raise ValueError(f"{run_dir} is a baseline run ({config.baseline}); it has no learner to evaluate")
     registry = resolve_registry(registry)
     family = make_family(config, registry)
     net = learner_network(config, network_spec(config, family), registry)
-    net.load_state_dict(saved["net"])
+    try:
+        net.load_state_dict(saved["net"])
+    except (RuntimeError, TypeError, ValueError, AttributeError) as exc:
+        raise ValueError(f"{path}: its weights do not fit the learner its settings describe "
+                         f"({_one_line(exc)[:300]})") from None
     prior = saved.get("prior") or None
+    if prior is not None and not (isinstance(prior, dict)
+                                  and all(isinstance(v, torch.Tensor) for v in prior.values())):
+        raise ValueError(f"{path}: 'prior' is not a set of tensors")
     evaluation = evaluate(
         net,
         family,
@@ -41,9 +51,40 @@ def evaluate_run_dir(
     return config, evaluation
 
 
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
+def _load_learner(path: Path) -> dict[str, Any]:
+    """learner.pt's payload; a damaged or foreign file is a ValueError naming it and the problem."""
+    try:
+        saved = torch.load(path, weights_only=True, map_location="cpu")
+    except Exception as exc:  # noqa: BLE001 - truncated, garbage, not a torch file: all say the same
+        raise ValueError(f"{path}: damaged or not a learner file ({type(exc).__name__}: "
+                         f"{_one_line(exc)[:200]})") from None
+    if not isinstance(saved, dict) or not isinstance(saved.get("config"), dict) or \
+            not isinstance(saved.get("net"), dict):
+        raise ValueError(f"{path}: not a learner file (expected a dict with 'config' and 'net')")
+    return saved
+
+
+def load_array(path: Path, what: str) -> np.ndarray:
+    """A .npy array (reference checkpoint, prior); a damaged file is a ValueError naming it."""
+    try:
+        array = np.load(path, allow_pickle=False)
+    except Exception as exc:  # noqa: BLE001 - truncated, garbage, pickled: all unusable
+        raise ValueError(f"{path}: damaged or not a .npy {what} ({type(exc).__name__}: "
+                         f"{_one_line(exc)[:200]})") from None
+    if not isinstance(array, np.ndarray) or array.dtype.kind not in "fiu":
+        raise ValueError(f"{path}: not a numeric .npy array ({what})")
+    if not np.isfinite(array).all():
+        raise ValueError(f"{path}: the {what} holds NaN or infinite values")
+    return array
+
+
 def load_prior(path: Path, net: Any) -> dict[str, torch.Tensor]:
     """A flat prior vector (dense1.W, dense1.b, ... in order) as [1, ...] initial parameters."""
-    flat = torch.as_tensor(np.load(path, allow_pickle=False)).reshape(-1)
+    flat = torch.as_tensor(load_array(path, "prior")).reshape(-1)
     shapes = net.param_shapes()
     expected = sum(int(np.prod(s)) for s in shapes.values())
     if flat.numel() != expected:
@@ -70,7 +111,7 @@ def evaluate_reference_checkpoint(
     """The released learner (any sharing that fits its length) through lbpbench's evaluation."""
     registry = resolve_registry(registry)
     family = registry.create("task", task)
-    vector = np.load(checkpoint, allow_pickle=False)
+    vector = load_array(checkpoint, "reference checkpoint")
     net = network_for_checkpoint(
         family.network,
         vector,

@@ -4,7 +4,7 @@ Measured on the benchmark machine (AMD EPYC, AVX-512, torch 2.13 CPU): `torch.ta
 ≈2.8 ns per element against ≈0.43 ns for `torch.sigmoid`, and tanh was a fifth of a stateful
 meta-step. The identity is exact in real arithmetic; in float32 the two agree to ≈2e-7 absolute
 (tests/test_fast_paths.py). The backward pass is tanh's own, 1 − y², from the saved output. On
-other devices plain `torch.tanh` is used.
+other devices, and inside torch.compile, plain `torch.tanh` is used.
 """
 
 from __future__ import annotations
@@ -39,7 +39,12 @@ class SigmoidTanh(torch.autograd.Function):
 
 
 def fast_tanh(z: Tensor) -> Tensor:
-    """tanh(z): through the sigmoid on the CPU, `torch.tanh` elsewhere."""
-    if z.device.type != "cpu":
+    """tanh(z): through the sigmoid in eager CPU code, `torch.tanh` elsewhere.
+
+    Under torch.compile inductor generates its own vectorised tanh, so the identity buys nothing
+    there, and compiled with AVX2 code generation (ATEN_CPU_CAPABILITY=avx2, as on a CPU without
+    AVX-512) the custom Function's in-place sigmoid gave NaN meta-losses (torch 2.13; the compile
+    parity test in tests/test_harness.py runs under AVX2 in CI, .ci/run)."""
+    if z.device.type != "cpu" or torch.compiler.is_compiling():
         return torch.tanh(z)
     return SigmoidTanh.apply(z)

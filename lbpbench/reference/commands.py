@@ -26,8 +26,10 @@ def verify_command(golden: Path, checkpoint: Path | None) -> None:
     """Replay every task of GOLDEN and exit 0 only when all errors are within LAYOUT.md §8."""
     try:
         report = verify_golden(golden, checkpoint)
-    except (ValueError, FileNotFoundError) as exc:
-        raise click.ClickException(str(exc)) from exc
+    except (ValueError, OSError) as exc:  # missing, damaged, incomplete input: exit 2, one line
+        from lbpbench.cli import BadInput
+
+        raise BadInput(str(exc)) from exc
     setup = report.setup
     net = "-".join(map(str, (setup.spec.input_size, *setup.spec.layer_sizes)))
     click.echo(

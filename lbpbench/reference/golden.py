@@ -71,11 +71,46 @@ class VerifyReport:
         return out
 
 
+def _one_line(exc: BaseException) -> str:
+    return (" ".join(str(exc).split()) or type(exc).__name__)[:200]
+
+
 def _open(golden: Path) -> dict[str, np.ndarray]:
+    """Every array of a golden .npz; an empty, truncated, bit-flipped or foreign file is a
+    ValueError naming the file and the problem (np.load and zipfile check each member's CRC)."""
     if not golden.is_file():
         raise FileNotFoundError(f"golden file not found: {golden}")
-    with np.load(golden, allow_pickle=False) as data:
-        return {k: data[k] for k in data.files}
+    if golden.stat().st_size == 0:
+        raise ValueError(f"{golden}: empty file, not a golden .npz")
+    try:
+        loaded = np.load(golden, allow_pickle=False)
+        if not isinstance(loaded, np.lib.npyio.NpzFile):
+            raise ValueError("a single .npy array, not an .npz archive")
+        with loaded as data:
+            return {k: data[k] for k in data.files}
+    except Exception as exc:  # noqa: BLE001 - zipfile, zlib, numpy header errors: all mean "damaged"
+        raise ValueError(f"{golden}: damaged or not a golden .npz file ({type(exc).__name__}: "
+                         f"{_one_line(exc)})") from None
+
+
+def _check_complete(data: dict[str, np.ndarray], golden: Path) -> None:
+    """The arrays verify_golden reads, present and numeric (an incomplete file is named, not a KeyError)."""
+    n_layers = len([k for k in data if re.fullmatch(r"W\d+", k)])
+    required = ["train_x", "train_y", "eval_x", "eval_y", "msg_out_loss"]
+    required += [f"{p}{i}" for i in range(1, n_layers + 1) for p in ("W", "b")]
+    classification = "eval_ce" in data or "eval_acc" in data
+    required += ["eval_ce", "eval_acc"] if classification else ["eval_loss", "eval_pred"]
+    missing = [k for k in required if k not in data]
+    if n_layers == 0:
+        missing.insert(0, "W1")
+    if missing:
+        raise ValueError(f"{golden}: incomplete golden file: missing array(s) {', '.join(missing)}")
+    bad = [k for k in required if data[k].dtype.kind not in "fiub"]
+    if bad:
+        raise ValueError(f"{golden}: array(s) {', '.join(bad)} are not numeric")
+    if data["train_x"].ndim < 3:
+        raise ValueError(f"{golden}: train_x has shape {data['train_x'].shape}; "
+                         "expected [tasks, steps, batch, inputs]")
 
 
 def infer_setup(data: dict[str, np.ndarray], golden: Path, checkpoint: Path | None) -> GoldenSetup:
@@ -116,7 +151,13 @@ def infer_setup(data: dict[str, np.ndarray], golden: Path, checkpoint: Path | No
 
 def load_reference_network(setup: GoldenSetup) -> tuple[MessagePassingNetwork, str]:
     """Build the network and load the checkpoint, choosing the sharing whose layout length fits."""
-    vector = np.load(setup.checkpoint, allow_pickle=False)
+    try:
+        vector = np.load(setup.checkpoint, allow_pickle=False)
+        if not isinstance(vector, np.ndarray) or vector.dtype.kind not in "fiu":
+            raise ValueError("not a numeric .npy array")
+    except Exception as exc:  # noqa: BLE001 - truncated, garbage, pickled: all unusable
+        raise ValueError(f"{setup.checkpoint}: damaged or not a .npy checkpoint ({type(exc).__name__}: "
+                         f"{_one_line(exc)})") from None
     try:
         net = network_for_checkpoint(
             setup.spec,
@@ -163,8 +204,22 @@ def verify_golden(golden: Path | str, checkpoint: Path | str | None = None) -> V
     """Replay every task of the golden file at once (task axis) and compare after every step."""
     golden = Path(golden)
     data = _open(golden)
-    setup = infer_setup(data, golden, Path(checkpoint) if checkpoint else None)
+    _check_complete(data, golden)
+    try:
+        setup = infer_setup(data, golden, Path(checkpoint) if checkpoint else None)
+    except (KeyError, IndexError, StopIteration, TypeError) as exc:
+        raise ValueError(f"{golden}: inconsistent golden file "
+                         f"({type(exc).__name__}: {_one_line(exc)})") from None
     net, sharing = load_reference_network(setup)
+    try:
+        return _replay(golden, data, setup, net, sharing)
+    except (RuntimeError, IndexError, KeyError, ValueError, TypeError) as exc:
+        raise ValueError(f"{golden}: inconsistent golden file: its arrays do not fit together "
+                         f"({type(exc).__name__}: {_one_line(exc)})") from None
+
+
+def _replay(golden: Path, data: dict[str, np.ndarray], setup: GoldenSetup, net: MessagePassingNetwork,
+            sharing: str) -> VerifyReport:
     tol = CLASSIFICATION_TOLERANCES if setup.classification else REGRESSION_TOLERANCES
     T, S, B = data["train_x"].shape[:3]
     names = [f"dense{i}.{p}" for i in range(1, setup.n_layers + 1) for p in ("W", "b")]

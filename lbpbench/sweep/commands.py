@@ -1,14 +1,21 @@
 """`lbpbench sweep run | status | ls`: the commands users run all day.
 
-Exit codes of `sweep run`: 0 every run of the sweep finished (ok or diverged); 1 some run failed
-(or --fail-fast stopped the sweep); 2 invalid spec or options (nothing written); 3 the results
-folder is locked by another running sweep.
+Exit codes of `sweep run` (the CLI's contract, README "Exit codes"): 0 every run of the sweep
+finished (ok or diverged); 1 some run failed, or did not run (or --fail-fast stopped the sweep);
+2 invalid spec or options (nothing written); 3 the results folder is locked by another running
+sweep; 130 interrupted (Ctrl-C: runs in progress keep their checkpoints and resume next time).
+`sweep status` exits 2 when the folder is not a sweep's or its merged tables are damaged.
+
+Reports: `sweep run` writes its report to reports/<sweep>/ of the current directory, or, with
+--out DIR, to DIR/report/ (so two sweeps of one name into different folders keep their reports).
 """
 
 from __future__ import annotations
 
 import importlib.util
+import os
 import sys
+import tempfile
 import warnings
 from collections import Counter
 from pathlib import Path
@@ -16,6 +23,7 @@ from typing import Any
 
 import click
 
+from lbpbench.errors import exception_line
 from lbpbench.sweep import store as store_mod
 from lbpbench.sweep.executors import (
     RunOutcome,
@@ -29,7 +37,8 @@ from lbpbench.sweep.identity import full_hash, plugin_versions, readable_prefix
 from lbpbench.sweep.progress import SweepProgress
 from lbpbench.sweep.spec import SpecError, SweepSpec, load_spec
 
-EXIT_FAILED, EXIT_USAGE, EXIT_LOCKED = 1, 2, 3
+EXIT_FAILED, EXIT_USAGE, EXIT_LOCKED, EXIT_INTERRUPTED = 1, 2, 3, 130
+REPORT_SUBDIR = "report"  # `sweep run --out DIR` writes its report to DIR/report/
 
 
 @click.group("sweep", context_settings={"help_option_names": ["-h", "--help"]})
@@ -52,8 +61,14 @@ def plan_runs(spec: SweepSpec) -> list[tuple[str, dict[str, Any], dict[str, Any]
     return planned
 
 
-def _write_report(results_dir: Path, sweep: str, echo: Any = click.echo) -> Path | None:
-    """Hook: write reports/<sweep>/ with the report room's `make_report`, when it is importable."""
+def report_dir(sweep: str, out_dir: str | Path | None) -> Path:
+    """Where `sweep run` writes its report: DIR/report/ for --out DIR, else reports/<sweep>/."""
+    return Path(out_dir) / REPORT_SUBDIR if out_dir is not None else Path("reports") / sweep
+
+
+def _write_report(results_dir: Path, sweep: str, echo: Any = click.echo,
+                  out: Path | None = None) -> Path | None:
+    """Hook: write the report (default reports/<sweep>/) with the report room's `make_report`."""
     make_report = None
     for module_name in ("lbpbench.report", "lbpbench.report.render"):
         try:
@@ -66,7 +81,7 @@ def _write_report(results_dir: Path, sweep: str, echo: Any = click.echo) -> Path
     if make_report is None:
         echo("report: lbpbench.report.make_report is not available; skipped", err=True)
         return None
-    out = Path("reports") / sweep
+    out = out if out is not None else Path("reports") / sweep
     try:
         files = make_report(results_dir, out)
     except Exception as exc:  # noqa: BLE001 - a report failure must not lose the sweep's exit status
@@ -88,10 +103,11 @@ def _write_report(results_dir: Path, sweep: str, echo: Any = click.echo) -> Path
 @click.option("--fail-fast", is_flag=True, help="Stop at the first failed run.")
 @click.option("--retry-failed", is_flag=True, help="Re-run runs that failed before (default: keep them).")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
-              help="Results folder [default: results/<sweep name>].")
+              help="Results folder [default: results/<sweep name>]; its report goes to OUT/report/.")
 @click.option("--address", default=None, metavar="auto|HOST:PORT",
               help="Ray cluster to connect to (default: start a local Ray).")
-@click.option("--no-report", is_flag=True, help="Do not write reports/<sweep>/ afterwards.")
+@click.option("--no-report", is_flag=True,
+              help="Do not write the report (reports/<sweep>/, or OUT/report/ with --out) afterwards.")
 @click.option("--seed-batch", is_flag=True,
               help="Meta-train the seeds of each configuration as one vectorised job (pays on a GPU: "
                    "8 seeds in 0.47-0.62x one seed's time on an H100; on a CPU 3.3x, against 8x run by "
@@ -124,6 +140,10 @@ def run_command(spec_path: str | None, overrides: tuple[str, ...], executor: str
         sys.exit(EXIT_USAGE)
 
     results = store_mod.ResultsStore(Path(out_dir) if out_dir else Path("results") / spec.name)
+    problem = _unusable_folder(results.root)
+    if problem:
+        click.echo(f"error: --out {results.root}: {problem}", err=True)
+        sys.exit(EXIT_USAGE)
     try:
         with results.lock():
             code = _run_locked(spec, planned, results, runner, executor, workers, address, fail_fast,
@@ -131,9 +151,28 @@ def run_command(spec_path: str | None, overrides: tuple[str, ...], executor: str
     except store_mod.SweepLocked as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(EXIT_LOCKED)
+    except KeyboardInterrupt:
+        click.echo(f"\ninterrupted: finished runs are kept in {results.root}; runs in progress saved their "
+                   "checkpoints and resume on the next `lbpbench sweep run` of this spec", err=True)
+        sys.exit(EXIT_INTERRUPTED)
     if not no_report:
-        _write_report(results.root, spec.name)
+        _write_report(results.root, spec.name, out=report_dir(spec.name, out_dir))
     sys.exit(code)
+
+
+def _unusable_folder(root: Path) -> str | None:
+    """Why a results folder cannot be created or written, or None (checked once the spec is valid)."""
+    existing = next((p for p in [root, *root.parents] if p.exists()), Path("."))
+    if not existing.is_dir():
+        return f"{existing} is a file, not a folder"
+    try:  # permission bits can lie (root, read-only mounts, ACLs): try it
+        root.mkdir(parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(prefix=".write-test.", dir=root)
+        os.close(fd)
+        os.unlink(name)
+    except OSError as exc:
+        return f"cannot create or write the folder ({exc.strerror or exc})"
+    return None
 
 
 def _run_locked(spec: SweepSpec, planned: list[tuple[str, dict[str, Any], dict[str, Any]]],
@@ -151,7 +190,9 @@ def _run_locked(spec: SweepSpec, planned: list[tuple[str, dict[str, Any], dict[s
     to_run: list[RunTask] = []
     skipped = 0
     context = {"git_commit": git_commit(), "executor": executor if executor == "ray" else
-               ("local" if workers == 1 else f"local x{workers}")}
+               ("local" if workers == 1 else f"local x{workers}"),
+               # pool workers write a run only while the sweep holds this lock (see executors)
+               "lock": str(results.lock_path.absolute())}
     per_run_bars = executor == "local" and workers == 1 and progress
     for rid, config, identity in planned:
         state = states[rid]
@@ -171,26 +212,31 @@ def _run_locked(spec: SweepSpec, planned: list[tuple[str, dict[str, Any], dict[s
             counts[outcome.status] += 1
             bar.record(outcome.status)
             if outcome.status == "failed":
-                first = (outcome.error or "").strip().splitlines()
-                bar.write(f"failed: {outcome.run_id}: {first[-1] if first else 'no error text'}")
+                bar.write(f"failed: {outcome.run_id}: {exception_line(outcome.error) or 'no error text'}")
 
         if to_run:
             jobs = seed_groups(to_run, runner)
             stopped_early = not make_executor(executor, workers, address).run(jobs, runner, on_done,
                                                                                 fail_fast=fail_fast)
-    runs_df, _ = results.merge(spec.name, run_ids)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", store_mod.CorruptRunWarning)
+        runs_df, _ = results.merge(spec.name, run_ids)
+    for message in dict.fromkeys(str(w.message) for w in caught if "left out of" in str(w.message)):
+        click.echo(f"warning: {message}", err=True)
     final = Counter(runs_df["status"]) if len(runs_df) else Counter()
-    not_done = len(planned) - len(runs_df)
+    left_out = len(results.left_out)
+    not_done = len(planned) - len(runs_df) - left_out
     summary = (f"{spec.name}: {len(planned)} runs — {final.get('ok', 0)} ok, "
                f"{final.get('diverged', 0)} diverged, {final.get('failed', 0)} failed")
     summary += f", {not_done} not run" if not_done else ""
+    summary += f", {left_out} left out of runs.parquet (see the warnings)" if left_out else ""
     summary += f" (this session: ran {sum(counts.values())}, skipped {skipped}) -> {results.root}"
     click.echo(summary, err=True)
     if stopped_early:
         click.echo("stopped at the first failure (--fail-fast)", err=True)
     if final.get("failed", 0) and not retry_failed:
         click.echo("failed runs are kept; re-run them with --retry-failed", err=True)
-    return EXIT_FAILED if (stopped_early or final.get("failed", 0) or not_done) else 0
+    return EXIT_FAILED if (stopped_early or final.get("failed", 0) or not_done or left_out) else 0
 
 
 # --------------------------------------------------------------------------------------------- status
@@ -235,6 +281,32 @@ def status_command(results_dir: str) -> None:
             click.echo(f"corrupt  {s.run_id}: {s.problem}")
         elif s.state == "incomplete":
             click.echo(f"pending  {s.run_id} (interrupted)")
+    damaged = merged_table_problems(results)
+    for problem in damaged:
+        click.echo(f"damaged  {problem}")
+    if damaged:
+        sys.exit(EXIT_USAGE)
+
+
+def merged_table_problems(results: store_mod.ResultsStore) -> list[str]:
+    """One line per merged table (runs.parquet, curves.parquet) of the folder that cannot be read."""
+    import pyarrow.parquet as pq
+
+    problems = []
+    for name in ("runs.parquet", "curves.parquet"):
+        path = results.root / name
+        if not path.exists():
+            continue
+        try:
+            if name == "runs.parquet":
+                pq.read_table(path)  # small: read it all
+            else:
+                pq.read_metadata(path)  # large: its footer says whether it is a whole parquet file
+        except Exception as exc:  # noqa: BLE001 - whatever the reader says, the file is unusable
+            detail = " ".join(str(exc).split())[:200] or type(exc).__name__
+            problems.append(f"{path}: cannot be read ({detail}); reports of this folder fail until the next "
+                            "`lbpbench sweep run` of its spec rewrites it")
+    return problems
 
 
 # ------------------------------------------------------------------------------------------------- ls

@@ -20,13 +20,15 @@ import inspect
 import json
 import os
 import platform
+import signal
 import socket
 import subprocess
 import sys
 import time
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -133,6 +135,11 @@ class RunOutcome:
     recorded: bool = True  # False: the worker died before writing status.json (re-run next time)
 
 
+#: RunOutcome.status of a run a pool worker did not start or finish because the sweep is stopping:
+#: nothing was recorded, the run stays unfinished and resumes next time.
+INTERRUPTED = "interrupted"
+
+
 def git_commit() -> str | None:
     """HEAD of the lbpbench source checkout, or None outside a git checkout."""
     try:
@@ -192,6 +199,7 @@ def _now() -> str:
 
 
 def _start(task: RunTask) -> tuple[RunConfig, Path]:
+    _check_parent()
     config = RunConfig.from_dict(task.config)
     run_dir = Path(task.run_dir)
     store.RunFiles(run_dir).start({"run_id": task.run_id, "config": task.config, **task.identity})
@@ -243,35 +251,46 @@ def _record(task: RunTask, config: RunConfig, run_dir: Path, result: Any, error:
             "plugins": task.identity.get("plugins", {}),
         },
     }
+    _check_parent()  # a worker whose sweep died writes nothing more
     store.RunFiles(run_dir).write_result(curves, status_doc)
     return RunOutcome(task.run_id, status, error, wall)
 
 
 def execute_run(task: RunTask, runner: Runner) -> RunOutcome:
     """Run one configuration and write its files. Runs wherever it is called (worker or parent)."""
+    refused = _refuse_in_worker([task])
+    if refused is not None:
+        return refused[0]
     config, run_dir = _start(task)
     started, t0 = _now(), time.perf_counter()
     result, error = None, None
     try:
         _apply_worker_threads()
-        if task.progress and _accepts_progress(runner):
-            result = runner(config, run_dir, progress=True)  # type: ignore[call-arg]
-        else:
-            result = runner(config, run_dir)
+        with _running():
+            if task.progress and _accepts_progress(runner):
+                result = runner(config, run_dir, progress=True)  # type: ignore[call-arg]
+            else:
+                result = runner(config, run_dir)
     except Exception:  # noqa: BLE001 - any error in a run is that run's failure
         error = traceback.format_exc()
+    # KeyboardInterrupt (Ctrl-C, or a pool worker told to stop) propagates: nothing is recorded, the
+    # run stays unfinished (no status.json) and resumes from its checkpoint next time.
     return _record(task, config, run_dir, result, error, started, t0)
 
 
 def execute_job(job: Sequence[RunTask], runner: Runner) -> list[RunOutcome]:
     """One job: a single run, or a seed group run as one vectorised call when the runner can."""
+    refused = _refuse_in_worker(job)
+    if refused is not None:
+        return refused
     if len(job) == 1 or not getattr(runner, "supports_seed_batch", False):
         return [execute_run(t, runner) for t in job]
     starts = [_start(t) for t in job]
     started, t0 = _now(), time.perf_counter()
     try:
         _apply_worker_threads()
-        results = list(runner.run_seed_batch([c for c, _ in starts], [d for _, d in starts]))  # type: ignore[attr-defined]
+        with _running():
+            results = list(runner.run_seed_batch([c for c, _ in starts], [d for _, d in starts]))  # type: ignore[attr-defined]
         if len(results) != len(job):
             raise ValueError(f"run_seed_batch returned {len(results)} results for {len(job)} configs")
     except Exception:  # noqa: BLE001
@@ -328,20 +347,99 @@ class LocalExecutor(Executor):
 
 
 _worker_threads: int | None = None
+_parent_pid: int | None = None  # set in pool workers: the sweep process that hands out their runs
+_stopping = False  # a pool worker told to stop (SIGTERM from its sweep): start nothing more
+_in_run = False  # a pool worker is inside a runner call (a stop request interrupts it)
+
+#: Linux prctl option: a signal the kernel sends this process when its parent dies.
+PR_SET_PDEATHSIG = 1
+#: Seconds a stopping sweep gives its workers' interrupted runs to checkpoint before killing them.
+STOP_GRACE_S = 15.0
 
 
-def _init_worker(threads: int) -> None:
-    """Divide the machine's cores between the workers instead of oversubscribing them N times.
+def _init_worker(threads: int, parent_pid: int | None = None) -> None:
+    """Set up a pool worker: die with the sweep, leave Ctrl-C to it, and divide the cores.
 
-    The environment variables make a torch imported later start with `threads` intra-op threads;
-    `_apply_worker_threads` also calls torch.set_num_threads once torch is loaded. Importing torch
-    here just to set it would cost every worker seconds even when the runner never needs torch.
+    - The kernel kills the worker when the sweep dies (Linux PR_SET_PDEATHSIG; elsewhere, and for a
+      parent that died before the call, the parent-pid check before each run and each write): a
+      `kill -9` of the sweep leaves no worker taking queued runs behind it, and so no second writer
+      of a store whose lock died with the sweep.
+    - SIGINT is ignored (Ctrl-C reaches the whole process group; the sweep decides, see
+      `ProcessPoolExecutorBackend`); SIGTERM is the sweep's stop request: a run in progress is
+      interrupted like a Ctrl-C (its checkpoint saved, nothing recorded) and nothing more starts.
+    - Threads: the environment variables make a torch imported later start with `threads` intra-op
+      threads; `_apply_worker_threads` also calls torch.set_num_threads once torch is loaded.
+      Importing torch here just to set it would cost every worker seconds when the runner never
+      needs torch.
     """
-    global _worker_threads
+    global _worker_threads, _parent_pid
+    if parent_pid is not None:
+        _parent_pid = parent_pid
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, _on_stop_request)
+        # the sweep blocked both while it started this process (see _spawn_blocked); a pending
+        # Ctrl-C is dropped here, a pending stop request handled
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})
+        _die_with_parent()
     _worker_threads = threads
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ[var] = str(threads)
     _apply_worker_threads()
+
+
+def _die_with_parent() -> None:
+    if sys.platform.startswith("linux"):
+        with suppress(Exception):  # no libc / no prctl: the parent-pid checks remain
+            import ctypes
+
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
+    _check_parent()  # the parent may have died before prctl took effect
+
+
+def _check_parent() -> None:
+    """In a pool worker: exit at once when the sweep that started it is gone (reparented)."""
+    if _parent_pid is not None and os.getppid() != _parent_pid:
+        os._exit(0)
+
+
+def _on_stop_request(signum: int, frame: Any) -> None:
+    global _stopping
+    _stopping = True
+    if _in_run:
+        raise KeyboardInterrupt  # the harness saves its checkpoint on the way out
+
+
+@contextmanager
+def _running() -> Iterator[None]:
+    """Mark a runner call, so that a stop request interrupts it (and only it)."""
+    global _in_run
+    if _stopping:
+        raise KeyboardInterrupt
+    _in_run = True
+    try:
+        yield
+    finally:
+        _in_run = False
+
+
+def _refuse_in_worker(job: Sequence[RunTask]) -> list[RunOutcome] | None:
+    """In a pool worker, before a job writes anything: None to go on, else the job's outcomes.
+
+    Only a run handed out by a live sweep that still holds the results folder's lock is written: a
+    worker whose sweep died exits; a stopping worker and one whose folder's lock is not held
+    (nobody guards the folder against a second sweep) start nothing.
+    """
+    if _parent_pid is None:
+        return None
+    _check_parent()
+    if _stopping:
+        return [RunOutcome(t.run_id, INTERRUPTED, "the sweep is stopping", recorded=False) for t in job]
+    lock = job[0].context.get("lock") if job else None
+    if lock and not store.lock_held(lock):
+        return [RunOutcome(t.run_id, "failed", f"not started: nothing holds the lock {lock} of the results "
+                           "folder", recorded=False) for t in job]
+    return None
 
 
 def _apply_worker_threads() -> None:
@@ -361,31 +459,119 @@ class ProcessPoolExecutorBackend(Executor):
 
     def run(self, jobs: Sequence[Sequence[RunTask]], runner: Runner, on_done: OnDone, *,
             fail_fast: bool = False) -> bool:
+        """Run the jobs; Ctrl-C (KeyboardInterrupt in this process) stops the workers, whose runs in
+        progress save their checkpoints and stay unfinished, and is re-raised."""
         import multiprocessing
 
         threads = max(1, (os.cpu_count() or 1) // self.workers)
         ctx = multiprocessing.get_context(self.mp_context)
-        with ProcessPoolExecutor(max_workers=self.workers, mp_context=ctx, initializer=_init_worker,
-                                 initargs=(threads,)) as pool:
-            pending: dict[Future[list[RunOutcome]], Sequence[RunTask]] = {
-                pool.submit(execute_job, job, runner): job for job in jobs}
-            while pending:
-                done, _ = wait(pending, return_when=FIRST_COMPLETED)
-                stop = False
-                for fut in done:
-                    job = pending.pop(fut)
-                    try:
-                        outcomes = fut.result()
-                    except Exception as exc:  # noqa: BLE001 - worker died: runs unrecorded, re-run later
-                        outcomes = [RunOutcome(t.run_id, "failed", f"worker process died: {exc!r}",
-                                               recorded=False) for t in job]
-                    stop |= self._report(outcomes, on_done) and fail_fast
-                if stop:
-                    for fut in pending:
-                        fut.cancel()
-                    pool.shutdown(wait=True, cancel_futures=True)
-                    return False
+        pool: ProcessPoolExecutor | None = None
+        pending: dict[Future[list[RunOutcome]], Sequence[RunTask]] = {}
+        try:
+            # Workers start with SIGINT and SIGTERM blocked (a mask survives fork and exec) and set
+            # their own handlers before unblocking them, so a Ctrl-C while they start up never kills
+            # one half-way; a Ctrl-C that reached this process meanwhile is raised when unblocked.
+            with _signals_blocked():
+                pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=ctx, initializer=_init_worker,
+                                           initargs=(threads, os.getpid()))
+                for job in jobs:  # (a spawn pool starts its workers here, in this thread)
+                    pending[pool.submit(execute_job, job, runner)] = job
+            finished = self._collect(pool, pending, on_done, fail_fast)
+        except KeyboardInterrupt:
+            _stop_pool(pool, pending)
+            raise
+        pool.shutdown(wait=True, cancel_futures=True)
+        return finished
+
+    def _collect(self, pool: ProcessPoolExecutor, pending: dict[Future[list[RunOutcome]], Sequence[RunTask]],
+                 on_done: OnDone, fail_fast: bool) -> bool:
+        while pending:
+            done, _ = wait(pending, return_when=FIRST_COMPLETED)
+            stop = False
+            for fut in done:
+                job = pending.pop(fut)
+                try:
+                    outcomes = fut.result()
+                except KeyboardInterrupt:  # a worker stopped from outside (SIGTERM): runs unfinished
+                    outcomes = [RunOutcome(t.run_id, INTERRUPTED, "worker stopped", recorded=False)
+                                for t in job]
+                except Exception as exc:  # noqa: BLE001 - worker died: runs unrecorded, re-run later
+                    outcomes = [RunOutcome(t.run_id, "failed", f"worker process died: {exc!r}",
+                                           recorded=False) for t in job]
+                stop |= self._report(outcomes, on_done) and fail_fast
+            if stop:
+                for fut in pending:
+                    fut.cancel()
+                pool.shutdown(wait=True, cancel_futures=True)
+                return False
         return True
+
+
+@contextmanager
+def _signals_blocked() -> Iterator[None]:
+    """Hold SIGINT and SIGTERM back while worker processes start (POSIX; elsewhere a no-op).
+
+    Children inherit the blocked mask of the thread that starts them, so a Ctrl-C cannot kill a
+    worker before its initializer has set its own handlers. In this process a Ctrl-C meanwhile is
+    only recorded (another thread, e.g. an OpenMP worker, may receive it even with this thread's mask
+    set) and raised as KeyboardInterrupt when the block ends.
+    """
+    if not hasattr(signal, "pthread_sigmask"):
+        yield
+        return
+    from multiprocessing import resource_tracker
+
+    # Started now, not inside the block: starting it unblocks both signals (it blocks them around
+    # its own spawn and then unblocks, whatever the mask was), which would undo ours.
+    resource_tracker.ensure_running()
+    caught: list[int] = []
+    deferred, previous_handler = False, None
+    with suppress(ValueError):  # not the main thread: no Python handlers to defer
+        previous_handler = signal.signal(signal.SIGINT, lambda signum, frame: caught.append(signum))
+        deferred = True
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+        if deferred:  # (None: a handler set outside Python; Python's own is the best stand-in)
+            signal.signal(signal.SIGINT, previous_handler if previous_handler is not None
+                          else signal.default_int_handler)
+    if caught:
+        raise KeyboardInterrupt
+
+
+def _stop_pool(pool: ProcessPoolExecutor | None, pending: dict[Future[Any], Any]) -> None:
+    """Stop a pool on Ctrl-C: queued jobs are dropped, runs in progress are interrupted (SIGTERM:
+    they checkpoint and record nothing), then the workers exit; stragglers are killed after
+    STOP_GRACE_S, at once on a second Ctrl-C."""
+    if pool is None:
+        return
+    for fut in pending:
+        fut.cancel()
+    processes = list((getattr(pool, "_processes", None) or {}).values())
+    for proc in processes:
+        with suppress(OSError, ValueError, AttributeError):
+            if proc.pid is not None:
+                os.kill(proc.pid, signal.SIGTERM)
+    from multiprocessing.connection import wait as wait_ready
+
+    alive = {proc.sentinel: proc for proc in processes}  # ready once the process has exited
+    try:
+        deadline = time.monotonic() + STOP_GRACE_S
+        wait(list(pending), timeout=STOP_GRACE_S)
+        pool.shutdown(wait=False, cancel_futures=True)  # idle workers exit on their sentinel
+        while alive and time.monotonic() < deadline:
+            for ready in wait_ready(list(alive), timeout=max(0.0, deadline - time.monotonic())):
+                alive.pop(ready, None)  # type: ignore[call-overload]
+    except KeyboardInterrupt:
+        pass  # a second Ctrl-C: no more waiting
+    finally:
+        for proc in alive.values():
+            with suppress(Exception):
+                proc.kill()
+        with suppress(Exception):
+            pool.shutdown(wait=False, cancel_futures=True)
 
 
 def _ray_job(job: Sequence[RunTask], runner: Runner) -> list[RunOutcome]:

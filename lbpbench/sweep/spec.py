@@ -129,6 +129,9 @@ def load_spec(path: str | Path | None = None, overrides: Iterable[str] = (), *,
         text = p.read_text(encoding="utf-8")
     except OSError as exc:
         raise SpecError(f"cannot read spec: {exc.strerror or exc}", source=str(p)) from exc
+    except UnicodeDecodeError as exc:
+        raise SpecError(f"not a UTF-8 text file (byte 0x{exc.object[exc.start]:02x} at offset {exc.start}); "
+                        "a sweep spec is TOML", source=str(p)) from None
     return parse_spec(text, source=str(p), overrides=overrides, names=names)
 
 
@@ -237,6 +240,8 @@ def parse_spec(text: str, *, source: str | None = None, overrides: Iterable[str]
         raise SpecError(f"a run of this sweep is invalid: {exc}", source=source) from exc
     if not runs:
         raise SpecError("the sweep expands to no runs (every point excluded?)", source=source)
+    if names is None:  # the real registry: every run must be able to start (families, resources)
+        _check_runs(spec, runs, err)
     return spec
 
 
@@ -353,7 +358,7 @@ def _check_components(spec: SweepSpec, err: Callable[..., SpecError], names: Nam
         known = cache[kind]
         if known is None:
             return
-        for v in value if isinstance(value, list) else [value]:
+        for v in _flat(value):
             if v is not None and v not in known:
                 raise err(f"unknown {kind} {v!r}; registered: {', '.join(known) or '(none)'}",
                           key, section, occurrence)
@@ -377,6 +382,35 @@ def _check_components(spec: SweepSpec, err: Callable[..., SpecError], names: Nam
         _warned_no_registry = True
         warnings.warn("lbpbench.registry is not importable: component names in the sweep spec were not "
                       "checked", RuntimeWarning, stacklevel=3)
+
+
+def _flat(value: Any) -> list[Any]:
+    """Names in a value, an axis of values, or an axis of list values (`transfer_tasks`)."""
+    if isinstance(value, list | tuple):
+        return [v for item in value for v in _flat(item)]
+    return [value]
+
+
+def _check_runs(spec: SweepSpec, runs: list[RunConfig], err: Callable[..., SpecError]) -> None:
+    """Every expanded run against the registry, as `train` checks one: component names
+    (`config.unknown_components`, every COMPONENT_FIELDS entry), task families that refuse their
+    options, and resource estimates (`lbpbench.sweep.checks`)."""
+    try:
+        from lbpbench.registry import get_registry
+        from lbpbench.sweep.checks import describe, run_problems
+    except ImportError:
+        return
+    try:
+        registry = get_registry()
+    except (ValueError, RuntimeError) as exc:  # duplicate names, strict-mode plugin errors
+        raise SpecError(str(exc), source=spec.source) from None
+    cache: dict[Any, Any] = {}
+    for config in runs:
+        problems = run_problems(config, registry, cache)
+        if problems:
+            key = re.match(r"\w+", problems[0]).group(0)  # each problem starts with its setting
+            section = "axes" if key in spec.axes else "fixed" if key in spec.fixed else None
+            raise err(f"run {describe(config)}: {problems[0]}", key if section else None, section)
 
 
 class _Lines:

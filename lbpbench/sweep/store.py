@@ -57,6 +57,21 @@ class CorruptRunWarning(UserWarning):
     """A run's files could not be read; the run will be re-run."""
 
 
+def lock_held(lock_path: str | os.PathLike[str]) -> bool:
+    """True while some process holds the exclusive flock on `lock_path` (a sweep's .lock)."""
+    try:
+        fh = open(lock_path)  # noqa: SIM115 - closed below
+    except OSError:
+        return False
+    with fh:
+        try:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except OSError:
+            return True
+        fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+    return False
+
+
 # ----------------------------------------------------------------------------------------- atomic writes
 
 def _fsync_dir(path: Path) -> None:
@@ -233,6 +248,7 @@ class ResultsStore:
 
     def __init__(self, root: str | Path) -> None:
         self.root = Path(root)
+        self.left_out: list[str] = []  # run ids the last merge could not store (warned about)
 
     @property
     def runs_dir(self) -> Path:
@@ -273,16 +289,9 @@ class ResultsStore:
             fh.close()
 
     def is_locked(self) -> bool:
-        """True while a sweep holds the lock (used by `sweep ls` / `sweep status`)."""
-        if not self.lock_path.exists():
-            return False
-        with open(self.lock_path) as fh:
-            try:
-                fcntl.flock(fh.fileno(), fcntl.LOCK_SH | fcntl.LOCK_NB)
-            except OSError:
-                return True
-            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
-        return False
+        """True while a sweep holds the lock (used by `sweep ls` / `sweep status`, and by workers
+        before they write a run: only a run handed out by a live sweep holding the lock is written)."""
+        return lock_held(self.lock_path)
 
     # --- sweep-level files ---
     def write_spec(self, toml_text: str) -> None:
@@ -348,14 +357,23 @@ class ResultsStore:
 
         Only the given runs (the current spec's) are merged, so results of an older version of the
         spec that are still on disk do not leak into the report. Unreadable runs are skipped here
-        with a warning; the next `sweep run` re-runs them.
+        with a warning; the next `sweep run` re-runs them. A finished run whose row cannot be stored
+        (a value no column type holds) is left out with a warning and listed in `self.left_out`:
+        the merge always writes runs.parquet for the rest.
         """
         rows: list[dict[str, Any]] = []
         curves: list[pd.DataFrame] = []
+        self.left_out = []
         for state in self.scan(list(run_ids)):
             if state.status is None or state.config is None or state.state == "corrupt":
                 continue
-            rows.append(_run_row(sweep, state))
+            try:
+                rows.append(_run_row(sweep, state))
+            except Exception as exc:  # noqa: BLE001 - one bad run must not block every later merge
+                warnings.warn(f"run {state.run_id}: left out of runs.parquet: its files cannot be read "
+                              f"as a row ({type(exc).__name__}: {exc})", CorruptRunWarning, stacklevel=2)
+                self.left_out.append(state.run_id)
+                continue
             if state.state in FINISHED or (self.run_dir(state.run_id) / "curves.parquet").exists():
                 try:
                     curves.append(curves_frame(state.run_id,
@@ -364,7 +382,12 @@ class ResultsStore:
                 except Exception as exc:  # noqa: BLE001
                     warnings.warn(f"run {state.run_id}: curves.parquet unreadable ({exc})", CorruptRunWarning,
                                   stacklevel=2)
-        runs_df = _runs_frame(rows)
+        runs_df, left_out = _writable_runs_frame(rows)
+        for run_id, exc in left_out:
+            self.left_out.append(run_id)
+            warnings.warn(f"run {run_id}: left out of runs.parquet: its row cannot be stored "
+                          f"({type(exc).__name__}: {exc})", CorruptRunWarning, stacklevel=2)
+            curves = [c for c in curves if not (len(c) and c["run_id"].iloc[0] == run_id)]
         curves_df = pd.concat(curves, ignore_index=True) if curves else curves_frame("", None)
         atomic_write_parquet(self.root / "runs.parquet", runs_df)
         atomic_write_parquet(self.root / "curves.parquet", curves_df)
@@ -394,6 +417,41 @@ def _run_row(sweep: str, state: RunState) -> dict[str, Any]:
         "git_commit": status.get("git_commit") or "",
     })
     return row
+
+
+def _writable_runs_frame(rows: list[dict[str, Any]]) -> tuple[pd.DataFrame, list[tuple[str, Exception]]]:
+    """runs.parquet's frame, checked to convert to Arrow; rows that cannot (a value no column type
+    holds, e.g. an integer beyond 64 bits in an old config.json) are left out and returned."""
+    import pyarrow as pa
+
+    def convert(part: list[dict[str, Any]]) -> pd.DataFrame:
+        df = _runs_frame(part)
+        pa.Table.from_pandas(df, preserve_index=False)
+        return df
+
+    try:
+        return convert(rows), []
+    except Exception:  # noqa: BLE001 - find the offending rows, keep the rest
+        pass
+    good, bad = [], []
+    for row in rows:
+        try:
+            convert([row])
+            good.append(row)
+        except Exception as exc:  # noqa: BLE001
+            bad.append((str(row.get("run_id")), exc))
+    try:
+        return convert(good), bad
+    except Exception:  # noqa: BLE001 - rows fine alone, not together (mixed types): add one by one
+        pass
+    kept: list[dict[str, Any]] = []
+    for row in good:
+        try:
+            convert([*kept, row])
+            kept.append(row)
+        except Exception as exc:  # noqa: BLE001
+            bad.append((str(row.get("run_id")), exc))
+    return convert(kept), bad
 
 
 def _float_or_nan(value: Any) -> float:

@@ -8,6 +8,7 @@ then the data in C order. Every error names the offending file, because a user p
 from __future__ import annotations
 
 import gzip
+import math
 import os
 import struct
 import zlib
@@ -33,7 +34,10 @@ def _read_bytes(path: Path) -> bytes:
     """Read the raw (decompressed) content; gzip is detected by its magic bytes, not only the suffix."""
     if not path.is_file():
         raise FileNotFoundError(f"IDX file not found: {path}")
-    raw = path.read_bytes()
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise ValueError(f"{path}: cannot read the IDX file ({exc.strerror or exc})") from None
     if raw[:2] == _GZIP_MAGIC:
         try:
             return gzip.decompress(raw)
@@ -70,7 +74,7 @@ def read_idx(path: str | os.PathLike[str], expected_ndim: int | None = None) -> 
         raise ValueError(f"{path}: truncated IDX header ({len(data)} of {header} bytes)")
     shape = struct.unpack(f">{ndim}I", data[4:header])
     dtype = IDX_DTYPES[code]
-    expected = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    expected = math.prod(shape) * dtype.itemsize  # Python ints: a forged header cannot overflow
     body = len(data) - header
     if body < expected:
         raise ValueError(
