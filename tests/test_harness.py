@@ -429,3 +429,17 @@ def test_init_from_starts_from_a_trained_learner(tmp_path):
         ProtocolMember(RunConfig(**{**TINY, "message_size": 2, "init_from": str(tmp_path / "zoo")}))
     with pytest.raises(ValueError, match="does not exist"):
         ProtocolMember(RunConfig(**{**TINY, "init_from": str(tmp_path / "nowhere")}))
+
+
+def test_progress_export_reads_an_unfinished_run(tmp_path):
+    from lbpbench.harness.progress import progress_frame
+
+    config = RunConfig(**{**TINY, "meta_steps": 4, "eval_every": 2})
+    assert run_config(config, tmp_path, progress=False).status == "ok"
+    frame = progress_frame(tmp_path, every=2)
+    meta = frame[(frame.phase == "meta_train") & (frame.metric == "meta_loss")]
+    history = torch.load(tmp_path / "checkpoint.pt", weights_only=True)["history"]
+    assert list(meta.step) == [2, 4]
+    assert meta.value.iloc[0] == pytest.approx((history[0][1] + history[1][1]) / 2)
+    evals = frame[frame.phase == "meta_eval"]
+    assert sorted(set(evals.step)) == [2, 4] and {"eval_loss", "wall_s"} <= set(evals.metric)
