@@ -155,6 +155,10 @@ class Member:
     def set_trainable(self, weights: dict[str, Tensor]) -> None:
         raise NotImplementedError
 
+    def set_fixed(self, values: dict[str, Tensor]) -> None:
+        """Restore saved fixed tensors (calibration statistics), so a resume never depends on
+        recomputing them bit for bit."""
+
     def draw(self) -> tuple[dict[str, Tensor], tuple[Tensor, ...]]:
         """A meta-step's inputs, drawn from this member's own generator: (initial params, data)."""
         raise NotImplementedError
@@ -188,6 +192,7 @@ class Member:
             "schema": CHECKPOINT_SCHEMA,
             "config": self.config.to_dict(),
             "weights": {k: v.detach().clone() for k, v in self.trainable().items()},
+            "fixed": {k: v.detach().clone() for k, v in self.fixed().items()},
             "adam": self.adam_state,
             "step": self.step,
             "generator": self.generator.get_state(),
@@ -213,6 +218,8 @@ class Member:
         if missing:
             raise CheckpointMismatch(f"the checkpoint lacks {', '.join(missing[:5])}")
         self.set_trainable({k: weights[k] for k in self.trainable()})
+        fixed = state["fixed"] if "fixed" in state else {NET + k: v for k, v in state.get("net", {}).items()}
+        self.set_fixed({k: v for k, v in fixed.items() if k in self.fixed()})
         self.adam_state = state["adam"] if "adam" in state else state["optimizer"]["state"]
         self.step = int(state["step"])
         self.generator.set_state(state["generator"])
@@ -283,6 +290,10 @@ class ProtocolMember(Member):
                     named[name[len(NET):]].copy_(value)
         if self.prior is not None:
             self.prior = {k: weights[PRIOR + k].detach().clone().to(self.device) for k in self.prior}
+
+    def set_fixed(self, values: dict[str, Tensor]) -> None:
+        state = {k[len(NET):]: v for k, v in values.items()}
+        self.net.load_state_dict(state, strict=False)
 
     def draw(self) -> tuple[dict[str, Tensor], tuple[Tensor, ...]]:
         tasks = self.family.sample(self.meta_batch, self.generator, split="train").to(self.device)
