@@ -102,12 +102,15 @@ RESUMABLE_CHANGES = frozenset(
 
 
 def training_differences(saved: dict[str, Any], config: RunConfig) -> list[str]:
-    """`key: saved -> now` for every setting that changed the training since `saved` was written."""
+    """`key: saved -> now` for every setting that changed the training since `saved` was written.
+
+    A setting `saved` lacks was added to RunConfig later: it held its default then."""
     now = config.to_dict()
+    then = {**RunConfig().to_dict(), **saved}
     return [
-        f"{k}: {saved.get(k)!r} -> {now.get(k)!r}"
-        for k in sorted((set(saved) | set(now)) - RETIRED_FIELDS)
-        if k not in RESUMABLE_CHANGES and saved.get(k) != now.get(k)
+        f"{k}: {then.get(k)!r} -> {now.get(k)!r}"
+        for k in sorted((set(then) | set(now)) - RETIRED_FIELDS)
+        if k not in RESUMABLE_CHANGES and then.get(k) != now.get(k)
     ]
 
 
