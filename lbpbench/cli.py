@@ -197,8 +197,8 @@ def main(ctx: click.Context, plugin_dirs: tuple[str, ...], debug: bool) -> None:
     ctx.ensure_object(dict)
     ctx.obj["plugin_dirs"] = plugin_dirs
     # Only commands that build components load ./plugins of the working directory by themselves.
-    previous = set_cwd_plugins(ctx.invoked_subcommand in BUILDS_COMPONENTS)
-    ctx.call_on_close(lambda: set_cwd_plugins(previous))
+    cwd_plugins_before = set_cwd_plugins(ctx.invoked_subcommand in BUILDS_COMPONENTS)
+    ctx.call_on_close(lambda: set_cwd_plugins(cwd_plugins_before))
     if plugin_dirs:
         # Export the folders so every get_registry() call in this process, and in worker processes
         # it starts, sees the same plugins.

@@ -233,13 +233,28 @@ def test_ctrl_c_of_a_pool_sweep_fails_no_run_and_exits_130(workdir: Path, when: 
 
 
 def test_ctrl_c_of_train_saves_a_checkpoint_and_exits_130(tmp_path: Path) -> None:
-    args = [sys.executable, "-m", "lbpbench", "train", *TINY, "--meta-steps", "1000000", "--out", "run"]
+    args = [sys.executable, "-m", "lbpbench", "train", *[a for a in TINY if a != "--quiet"],
+            "--meta-steps", "1000000", "--out", "run"]
     proc = subprocess.Popen(args, cwd=tmp_path, env=subprocess_env(), stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, start_new_session=True)
-    wait_until(lambda: (tmp_path / "run" / "config.json").exists(), proc)
-    time.sleep(1.5)  # a few meta-steps
+    seen = bytearray()
+
+    def read() -> None:  # the progress bar (stderr): its meta_loss shows once meta-steps run
+        while proc.stdout is not None:
+            chunk = os.read(proc.stdout.fileno(), 4096)
+            if not chunk:
+                return
+            seen.extend(chunk)
+
+    import threading
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    wait_until(lambda: b"meta_loss=" in seen, proc)
     os.killpg(proc.pid, signal.SIGINT)
-    output = proc.communicate(timeout=60)[0].decode()
+    proc.wait(timeout=60)
+    reader.join(timeout=10)
+    output = seen.decode(errors="replace")
     assert proc.returncode == 130, output
     no_traceback(output)
     assert "interrupted" in output
