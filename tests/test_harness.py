@@ -294,7 +294,8 @@ def test_train_and_eval_cli(tmp_path):
 @pytest.mark.parametrize(
     "extra, needle",
     [(["--message-size", "0"], "message_size"), (["--aggregator", "nope"], "unknown aggregator 'nope'"),
-     (["--activation", "nope"], "unknown node_type 'nope'"), (["--mlp-widths", "a,b"], "comma-separated")],
+     (["--activation", "nope"], "unknown node_type 'nope'"), (["--mlp-widths", "a,b"], "comma-separated"),
+     (["--task", "fashion-mnist-20x8"], "needs data_dir")],
 )
 def test_train_cli_rejects_bad_settings_before_writing(tmp_path, extra, needle):
     out = tmp_path / "never"
@@ -443,3 +444,26 @@ def test_progress_export_reads_an_unfinished_run(tmp_path):
     assert meta.value.iloc[0] == pytest.approx((history[0][1] + history[1][1]) / 2)
     evals = frame[frame.phase == "meta_eval"]
     assert sorted(set(evals.step)) == [2, 4] and {"eval_loss", "wall_s"} <= set(evals.metric)
+
+
+def test_eval_json_and_eval_seed(tmp_path):
+    out = tmp_path / "run"
+    train = ["train", "--steps", "1", "--message-size", "2", "--hidden-size", "2", "--mlp-widths", "8",
+             "--eval-tasks", "4", "--out", str(out), "--quiet"]
+    assert CliRunner().invoke(main, train).exit_code == 0
+    runs = {}
+    for seed in (None, 7, 7):
+        extra = [] if seed is None else ["--eval-seed", str(seed)]
+        result = CliRunner().invoke(main, ["eval", str(out), "--eval-tasks", "6", "--json", *extra])
+        assert result.exit_code == 0, result.output
+        runs.setdefault(seed, []).append(json.loads(result.output))
+    default, fresh = runs[None][0], runs[7][0]
+    assert fresh == runs[7][1]  # the same seed, the same tasks
+    assert default["n_tasks"] == fresh["n_tasks"] == 6 and fresh["eval_seed"] == 7
+    assert [r["step"] for r in fresh["steps"]] == [0, 1, 2, 3, 4, 5]
+    assert fresh["steps"][0]["train_loss"] is None and fresh["steps"][5]["eval_loss"] > 0
+    assert fresh["steps"][5]["eval_loss"] != default["steps"][5]["eval_loss"]  # other tasks
+    # the default evaluation tasks are the ones the run was scored on
+    status = json.loads((out / "status.json").read_text())
+    scored = CliRunner().invoke(main, ["eval", str(out), "--json"])
+    assert json.loads(scored.output)["steps"][5]["eval_loss"] == pytest.approx(status["final"]["eval_loss"])

@@ -336,7 +336,7 @@ def test_report_command_end_to_end(tmp_path: Path, results_dir: Path) -> None:
 
 def test_report_command_on_missing_folder(tmp_path: Path) -> None:
     result = CliRunner().invoke(report_command, [str(tmp_path / "missing")])
-    assert result.exit_code == 1 and "does not exist" in result.output and "Traceback" not in result.output
+    assert result.exit_code == 2 and "does not exist" in result.output and "Traceback" not in result.output
 
 
 def test_compare_marks_only_significant_large_differences(tmp_path: Path) -> None:
@@ -563,7 +563,7 @@ def test_target_override_through_the_command(tmp_path: Path, results_dir: Path) 
     bad = CliRunner().invoke(report_command, [str(results_dir), "-o", str(out), "--target", "0.5"])
     assert bad.exit_code == 2 and "TASK=VALUE" in bad.output
     unknown = CliRunner().invoke(report_command, [str(results_dir), "-o", str(out), "--target", "nosuch=1"])
-    assert unknown.exit_code != 0 and "matches no task" in unknown.output
+    assert unknown.exit_code == 2 and "matches no task" in unknown.output
     assert "Traceback" not in unknown.output
 
 

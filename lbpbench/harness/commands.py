@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,6 @@ from lbpbench.harness.config import (
     RunConfig,
     field_types,
     training_differences,
-    unknown_components,
 )
 from lbpbench.harness.evaluate import Evaluation
 
@@ -126,6 +126,7 @@ def train_command(out: Path, quiet: bool, compile_step: bool, **settings: Any) -
     format). Re-running the same command resumes from OUT/checkpoint.pt."""
     from lbpbench.harness.run import run_config
     from lbpbench.registry import get_registry
+    from lbpbench.sweep.checks import run_problems
     from lbpbench.sweep.executors import RunTask, execute_run
     from lbpbench.sweep.identity import identity_payload, run_id
     from lbpbench.sweep.store import RunFiles
@@ -133,7 +134,7 @@ def train_command(out: Path, quiet: bool, compile_step: bool, **settings: Any) -
     try:
         config = RunConfig(**settings)
         registry = get_registry()
-        problems = unknown_components(config.to_dict(), registry.names)
+        problems = run_problems(config, registry)  # names, task creation (data), memory
         if problems:
             raise ValueError("; ".join(problems))
     except ValueError as exc:
@@ -185,6 +186,11 @@ def train_command(out: Path, quiet: bool, compile_step: bool, **settings: Any) -
 @click.option("--hidden-size", type=int, default=15, show_default=True, help="With --reference.")
 @click.option("--eval-tasks", type=int, default=None, help="Fresh tasks (default: the run's, or 100).")
 @click.option("--eval-steps", type=int, default=None, help="Inner steps (beyond the horizon allowed).")
+@click.option(
+    "--eval-seed", type=click.IntRange(0, 2**63 - 1), default=None,
+    help="Draw fresh tasks from this seed (default: the fixed evaluation tasks every run is scored on).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable per-step metrics on stdout.")
 def eval_command(
     run_dir: Path | None,
     reference: Path | None,
@@ -195,14 +201,18 @@ def eval_command(
     hidden_size: int,
     eval_tasks: int | None,
     eval_steps: int | None,
+    eval_seed: int | None,
+    as_json: bool,
 ) -> None:
     """Evaluate a trained run folder, or a reference checkpoint, on fresh tasks; print per-step metrics."""
+    from lbpbench.harness.evaluate import EVAL_SEED
     from lbpbench.harness.saved import evaluate_reference_checkpoint, evaluate_run_dir
 
     if (run_dir is None) == (reference is None):
         raise click.UsageError("give either RUN_DIR or --reference CHECKPOINT")
     from lbpbench.harness.config import validate_fields
 
+    seed = EVAL_SEED if eval_seed is None else eval_seed
     problems = validate_fields({"message_size": message_size, "hidden_size": hidden_size,
                                 "eval_tasks": eval_tasks or 1, "eval_steps": eval_steps})
     if problems:
@@ -210,14 +220,20 @@ def eval_command(
     try:
         if reference is not None:
             evaluation = evaluate_reference_checkpoint(
-                task, reference, learner, message_size, hidden_size, prior, eval_tasks or 100, eval_steps
+                task, reference, learner, message_size, hidden_size, prior, eval_tasks or 100, eval_steps,
+                seed=seed,
             )
-            click.echo(f"reference {reference.name} on {task}")
+            title = {"source": str(reference), "task": task, "method": f"reference/{learner}"}
         else:
-            config, evaluation = evaluate_run_dir(run_dir, eval_tasks, eval_steps)
-            click.echo(f"{config.method} on {config.task} from {run_dir}")
+            config, evaluation = evaluate_run_dir(run_dir, eval_tasks, eval_steps, seed=seed)
+            title = {"source": str(run_dir), "task": config.task, "method": config.method}
     except (ValueError, OSError) as exc:  # a missing, damaged or mismatched input: exit 2, one line
         from lbpbench.cli import BadInput
 
         raise BadInput(str(exc)) from exc
+    if as_json:
+        n_tasks = next(iter(evaluation.per_task.values())).shape[0]
+        click.echo(json.dumps({**title, "eval_seed": seed, "n_tasks": n_tasks, "steps": evaluation.table()}))
+        return
+    click.echo(f"{title['method']} on {title['task']} from {title['source']} (eval seed {seed})")
     _print_evaluation(evaluation)

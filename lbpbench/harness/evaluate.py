@@ -101,6 +101,19 @@ class Evaluation:
                     )
         return pd.DataFrame(rows, columns=["phase", "step", "metric", "value"])
 
+    def table(self) -> list[dict[str, float | int | None]]:
+        """Per inner step, the mean of every metric over the tasks (None where undefined, e.g. the
+        train loss before the first step): what `lbpbench eval --json` prints."""
+        steps = next(iter(self.per_task.values())).shape[1]
+        rows = []
+        for s in range(steps):
+            row: dict[str, float | int | None] = {"step": s}
+            for metric in self.per_task:
+                value = self.mean(metric, s)
+                row[metric] = None if np.isnan(value) else value
+            rows.append(row)
+        return rows
+
     def mean(self, metric: str, step: int) -> float:
         """Mean over tasks; a non-finite task (a diverged inner loop) makes the mean non-finite."""
         column = self.per_task[metric][:, step]

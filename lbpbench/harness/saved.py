@@ -9,15 +9,20 @@ import numpy as np
 import torch
 
 from lbpbench.harness.config import RunConfig
-from lbpbench.harness.evaluate import Evaluation, LearnedStepper, evaluate
+from lbpbench.harness.evaluate import EVAL_SEED, Evaluation, LearnedStepper, evaluate
 from lbpbench.harness.members import learner_network, make_family, network_spec, resolve_registry
 from lbpbench.protocol.checkpoint import network_for_checkpoint
 
 
 def evaluate_run_dir(
-    run_dir: Path, n_tasks: int | None = None, steps: int | None = None, registry: Any = None
+    run_dir: Path,
+    n_tasks: int | None = None,
+    steps: int | None = None,
+    registry: Any = None,
+    seed: int = EVAL_SEED,
 ) -> tuple[RunConfig, Evaluation]:
-    """Re-evaluate the learner a `lbpbench train` run saved in run_dir/learner.pt."""
+    """Re-evaluate the learner a `lbpbench train` run saved in run_dir/learner.pt, on tasks drawn
+    from `seed` (default: the fixed evaluation tasks every run is scored on)."""
     path = Path(run_dir) / "learner.pt"
     if not path.is_file():
         raise FileNotFoundError(f"no learner.pt in {run_dir}: not a finished lbpbench train run")
@@ -47,6 +52,7 @@ def evaluate_run_dir(
         n_tasks=n_tasks or config.eval_tasks,
         steps=steps or config.eval_steps,
         initial_params=prior,
+        seed=seed,
     )
     return config, evaluation
 
@@ -107,6 +113,7 @@ def evaluate_reference_checkpoint(
     n_tasks: int = 100,
     steps: int | None = None,
     registry: Any = None,
+    seed: int = EVAL_SEED,
 ) -> Evaluation:
     """The released learner (any sharing that fits its length) through lbpbench's evaluation."""
     registry = resolve_registry(registry)
@@ -122,4 +129,5 @@ def evaluate_reference_checkpoint(
         registry=registry,
     )
     initial = load_prior(prior, net) if prior else None
-    return evaluate(net, family, LearnedStepper(net), n_tasks=n_tasks, steps=steps, initial_params=initial)
+    stepper = LearnedStepper(net)
+    return evaluate(net, family, stepper, n_tasks=n_tasks, steps=steps, initial_params=initial, seed=seed)

@@ -87,8 +87,10 @@ def report_command(
         files = make_report(
             results_dir, output, list(group_by) or None, _parse_axes(heatmap), preface, targets or None
         )
-    except ReportError as exc:
-        raise click.ClickException(str(exc)) from exc
+    except ReportError as exc:  # a missing or unreadable results folder: bad input, exit 2
+        from lbpbench.cli import BadInput
+
+        raise BadInput(str(exc)) from exc
     click.echo(f"wrote {files.index_html}")
     click.echo(f"wrote {files.report_md} ({len(files.figures)} figures, {len(files.tables)} table files)")
 
@@ -109,6 +111,8 @@ def compare_command(dir_a: Path, dir_b: Path, factor: float) -> None:
 
     try:
         cmp = compare_results(dir_a, dir_b, factor)
-    except ReportError as exc:
-        raise click.ClickException(str(exc)) from exc
+    except ReportError as exc:  # a missing or unreadable results folder: bad input, exit 2
+        from lbpbench.cli import BadInput
+
+        raise BadInput(str(exc)) from exc
     click.echo(format_comparison(cmp, str(dir_a), str(dir_b)))
