@@ -31,7 +31,7 @@ pytestmark = pytest.mark.usefixtures("isolated_plugins")
 # The built-in component names promised by docs/ARCHITECTURE.md.
 BUILTINS = {
     "node_type": {"dense", "relu", "sigmoid", "tanh", "step", "softmax", "l2", "cross_entropy"},
-    "aggregator": {"mean", "sum", "rnn"},
+    "aggregator": {"mean", "sum", "rnn", "max", "attention"},
     "learner": {"stateless", "stateful", "backprop"},
     "task": {"sinusoid-5x10", "sinusoid-2x10", "mnist-20x8", "mnist-20x8-step", "mnist-784-100"},
     "baseline": {"sgd", "adam", "maml"},

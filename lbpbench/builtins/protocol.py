@@ -3,7 +3,13 @@
 from __future__ import annotations
 
 from lbpbench.hookspecs import Register, hookimpl
-from lbpbench.protocol.aggregators import MeanAggregator, RNNAggregator, SumAggregator
+from lbpbench.protocol.aggregators import (
+    AttentionAggregator,
+    MaxAggregator,
+    MeanAggregator,
+    RNNAggregator,
+    SumAggregator,
+)
 from lbpbench.protocol.backprop_learner import BackpropLearner
 from lbpbench.protocol.nodes import (
     CrossEntropyLossNode,
@@ -38,6 +44,8 @@ def lbpbench_register_aggregators(register: Register) -> None:
     register("mean", MeanAggregator, "Mean over fan-out (the reference, appendix eq. 9)")
     register("sum", SumAggregator, "Sum over fan-out (the chain rule's reduction)")
     register("rnn", RNNAggregator, "GRU along the fan-out axis, final state projected to k; meta-trained")
+    register("max", MaxAggregator, "Channel-wise maximum over fan-out")
+    register("attention", AttentionAggregator, "Softmax attention pooling over fan-out, learned query")
 
 
 @hookimpl

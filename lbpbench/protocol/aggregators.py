@@ -1,4 +1,5 @@
-"""Aggregators reduce per-edge messages over the fan-out axis (a sweep axis: mean, sum, rnn)."""
+"""Aggregators reduce per-edge messages over the fan-out axis (a sweep axis: mean, sum, rnn, max,
+attention)."""
 
 from __future__ import annotations
 
@@ -33,6 +34,39 @@ class SumAggregator(nn.Module):
 
     def aggregate(self, edges: Tensor, dim: int) -> Tensor:
         return edges.sum(dim=dim)
+
+    forward = aggregate
+
+
+class MaxAggregator(nn.Module):
+    """Channel-wise maximum over fan-out: order-free like mean, but keeps the strongest signal
+    instead of averaging it away (its gradient reaches only the arg-max edge)."""
+
+    def __init__(self, message_size: int = 8, **_ignored: object) -> None:
+        super().__init__()
+
+    def aggregate(self, edges: Tensor, dim: int) -> Tensor:
+        return edges.amax(dim=dim)
+
+    forward = aggregate
+
+
+class AttentionAggregator(nn.Module):
+    """Learned attention pooling over fan-out: softmax(edges · q / √k) weights, channel-wise sum.
+
+    Order-free; q is meta-trained with the learners. It starts at 0, where the weights are uniform,
+    so an untrained attention aggregator is exactly the mean.
+    """
+
+    def __init__(self, message_size: int = 8, **_ignored: object) -> None:
+        super().__init__()
+        self.query = nn.Parameter(torch.zeros(message_size))
+        self.scale = float(message_size) ** -0.5
+
+    def aggregate(self, edges: Tensor, dim: int) -> Tensor:
+        scores = (edges * self.query).sum(-1, keepdim=True) * self.scale  # [..., fan_out, ..., 1]
+        weights = torch.softmax(scores, dim=dim)
+        return (weights * edges).sum(dim=dim)
 
     forward = aggregate
 
