@@ -467,3 +467,13 @@ def test_eval_json_and_eval_seed(tmp_path):
     status = json.loads((out / "status.json").read_text())
     scored = CliRunner().invoke(main, ["eval", str(out), "--json"])
     assert json.loads(scored.output)["steps"][5]["eval_loss"] == pytest.approx(status["final"]["eval_loss"])
+
+
+@pytest.mark.parametrize(
+    "settings, needle",
+    [({"lr_schedule": "linear"}, "lr_schedule must be one of"), ({"grad_norm": "l1"}, "grad_norm must be"),
+     ({"warmup_steps": -1}, "warmup_steps must be >= 0"), ({"clip_norm": 0.0}, "clip_norm must be > 0")],
+)
+def test_outer_loop_settings_are_validated(settings, needle):
+    with pytest.raises(ValueError, match=needle):
+        RunConfig(**settings)

@@ -236,6 +236,13 @@ def validate_fields(data: dict[str, Any]) -> list[str]:
         problems.append(f"meta_loss must be one of {', '.join(META_LOSSES)}; got {data['meta_loss']!r}")
     if data.get("device", "cpu") not in DEVICES:
         problems.append(f"device must be one of {', '.join(DEVICES)}; got {data['device']!r}")
+    if data.get("lr_schedule", "constant") not in LR_SCHEDULES:
+        problems.append(f"lr_schedule must be one of {', '.join(LR_SCHEDULES)}; got {data['lr_schedule']!r}")
+    if data.get("grad_norm") is not None and data["grad_norm"] not in GRAD_NORMS:
+        problems.append(f"grad_norm must be one of {', '.join(GRAD_NORMS)}; got {data['grad_norm']!r}")
+    at_least("warmup_steps", 0)
+    if "clip_norm" in data and not data["clip_norm"] > 0:
+        problems.append(f"clip_norm must be > 0, got {data['clip_norm']!r}")
     if problems:
         return problems
     # Whatever the task, one meta-step holds a [meta_batch, batch, fan_in, fan_out, width] tensor per
@@ -250,28 +257,4 @@ def validate_fields(data: dict[str, Any]) -> list[str]:
         problems.append(f"{named}: one meta-step would hold a tensor of at least {need / 2**30:.3g} GiB "
                         f"(meta_batch × per-edge width × 4 bytes), more than the {MEMORY_LIMIT_GIB} GiB "
                         "limit")
-    return problems
-    for name in ("message_size", "hidden_size", "meta_steps", "eval_tasks"):
-        if name in data and data[name] < 1:
-            problems.append(f"{name} must be >= 1, got {data[name]}")
-    for name in ("meta_batch", "init_pool", "eval_steps"):
-        if data.get(name) is not None and data[name] < 1:
-            problems.append(f"{name} must be >= 1, got {data[name]}")
-    if data.get("sharing", "layer") not in SHARINGS:
-        problems.append(f"sharing must be one of {', '.join(SHARINGS)}; got {data['sharing']!r}")
-    if data.get("meta_loss", "mixed") not in META_LOSSES:
-        problems.append(f"meta_loss must be one of {', '.join(META_LOSSES)}; got {data['meta_loss']!r}")
-    if data.get("lr_schedule", "constant") not in LR_SCHEDULES:
-        problems.append(f"lr_schedule must be one of {', '.join(LR_SCHEDULES)}; got {data['lr_schedule']!r}")
-    if data.get("grad_norm") is not None and data["grad_norm"] not in GRAD_NORMS:
-        problems.append(f"grad_norm must be one of {', '.join(GRAD_NORMS)}; got {data['grad_norm']!r}")
-    if data.get("warmup_steps", 0) < 0:
-        problems.append(f"warmup_steps must be >= 0, got {data['warmup_steps']}")
-    clip = data.get("clip_norm", 1.0)
-    if not (isinstance(clip, int | float) and 0 < clip < float("inf")):
-        problems.append(f"clip_norm must be a finite number > 0, got {clip!r}")
-    if data.get("device", "cpu") not in DEVICES:
-        problems.append(f"device must be one of {', '.join(DEVICES)}; got {data['device']!r}")
-    if data.get("truncation", 0) < 0:
-        problems.append(f"truncation must be >= 0, got {data['truncation']}")
     return problems
