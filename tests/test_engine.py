@@ -208,7 +208,7 @@ def test_calibration_measures_live_statistics_and_blends():
         (dict(spec=dict(input_size=3, layer_sizes=(5, 2), activation="gelu")), "activation 'gelu'"),
         (dict(spec=dict(input_size=3, layer_sizes=(5, 2), loss="hinge")), "loss 'hinge'"),
         (dict(message_size=0), "message_size"),
-        (dict(aggregator="max"), "unknown aggregator 'max'"),
+        (dict(aggregator="maximum"), "unknown aggregator 'maximum'"),
         (dict(learner="lstm"), "unknown learner 'lstm'"),
         (dict(sharing="none"), "sharing"),
         (dict(hidden_size=-1), "hidden_size"),
