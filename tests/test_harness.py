@@ -477,3 +477,22 @@ def test_eval_json_and_eval_seed(tmp_path):
 def test_outer_loop_settings_are_validated(settings, needle):
     with pytest.raises(ValueError, match=needle):
         RunConfig(**settings)
+
+
+@pytest.mark.parametrize(
+    "cores, load, wanted, expected",
+    [(2, 0.0, None, 2), (2, 2.9, None, 1), (8, 3.2, None, 5), (8, 0.1, 2, 2), (4, 9.0, 4, 1)],
+)
+def test_fair_threads_take_only_free_cores(monkeypatch, cores, load, wanted, expected):
+    from lbpbench.harness import threads
+
+    monkeypatch.setattr(threads, "available_cores", lambda: cores)
+    monkeypatch.setattr(threads.os, "getloadavg", lambda: (load, load, load))
+    assert threads.fair_threads(wanted) == expected
+
+
+def test_an_explicit_thread_count_is_left_alone(monkeypatch):
+    from lbpbench.harness import threads
+
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    assert threads.apply_fair_threads() is None

@@ -152,6 +152,9 @@ def train_command(out: Path, quiet: bool, compile_step: bool, **settings: Any) -
     def runner(cfg: RunConfig, run_dir: Path, *, progress: bool = False) -> Any:
         return run_config(cfg, files, progress=not quiet, registry=registry, compile=compile_step)
 
+    from lbpbench.harness.threads import apply_fair_threads
+
+    apply_fair_threads()  # a shared machine: only the free cores (unless OMP_NUM_THREADS says)
     identity = identity_payload(config)
     recorded = {k: v for k, v in identity.items() if k != "config"}
     task = RunTask(run_id(config), config.to_dict(), str(out), recorded)
