@@ -4,6 +4,7 @@ takes only the free ones. `python -m lbpbench.bench.threads_under_load N [N ...]
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
@@ -26,8 +27,7 @@ print(f"{sys.argv[1]} threads: {(time.perf_counter() - t) / 10:.3f} s per meta-s
 
 def main(argv: list[str]) -> None:
     for n in argv or ["2", "1"]:
-        env = {"OMP_NUM_THREADS": n}
-        subprocess.run([sys.executable, "-c", ONE, n], check=True, env={**__import__("os").environ, **env})
+        subprocess.run([sys.executable, "-c", ONE, n], check=True, env={**os.environ, "OMP_NUM_THREADS": n})
         time.sleep(1)
 
 

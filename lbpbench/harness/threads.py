@@ -2,8 +2,8 @@
 
 Why: PyTorch's intra-op threads meet at a barrier after every op. When another process holds a
 core, a 2-thread meta-step keeps waiting for its descheduled thread, so it runs far slower than on
-one thread (on this 2-core machine with two single-threaded jobs beside it: 0.52-0.80 s per
-stateless meta-step on 2 threads against 0.28-0.33 s on 1, results/benchmarks/threads_under_load.txt).
+one thread (on this 2-core machine with two single-threaded jobs beside it: 0.66-0.99 s per
+stateless meta-step on 2 threads against 0.26-0.34 s on 1, results/benchmarks/threads_under_load.txt).
 So a run takes only the cores nobody else is using, never more than asked and at least one.
 """
 
