@@ -51,9 +51,8 @@ class Population:
         self.grad_norm = first.grad_norm
         trainables = [m.trainable() for m in self.members]
         fixeds = [m.fixed() for m in self.members]
-        self.names = list(trainables[0])
         self.weights = {
-            n: torch.stack([t[n] for t in trainables]).detach().requires_grad_() for n in self.names
+            n: torch.stack([t[n] for t in trainables]).detach().requires_grad_() for n in trainables[0]
         }
         self.fixed = {n: torch.stack([f[n] for f in fixeds]) for n in fixeds[0]}
         params = list(self.weights.values())

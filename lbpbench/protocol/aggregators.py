@@ -14,41 +14,39 @@ def _is_batched(t: Tensor) -> bool:
     return bool(torch._C._functorch.is_batchedtensor(t))
 
 
-class MeanAggregator(nn.Module):
-    """Mean over fan-out (appendix eq. 9): the reference's choice."""
+class _FixedReduction(nn.Module):
+    """An aggregator without weights: the options a factory receives (message_size, ...) are unused."""
 
     def __init__(self, message_size: int = 8, **_ignored: object) -> None:
         super().__init__()
+
+    def aggregate(self, edges: Tensor, dim: int) -> Tensor:
+        raise NotImplementedError
+
+    def forward(self, edges: Tensor, dim: int) -> Tensor:
+        return self.aggregate(edges, dim)
+
+
+class MeanAggregator(_FixedReduction):
+    """Mean over fan-out (appendix eq. 9): the reference's choice."""
 
     def aggregate(self, edges: Tensor, dim: int) -> Tensor:
         return edges.mean(dim=dim)
 
-    forward = aggregate
 
-
-class SumAggregator(nn.Module):
+class SumAggregator(_FixedReduction):
     """Sum over fan-out: with the backprop learner this is the chain rule's sum."""
-
-    def __init__(self, message_size: int = 8, **_ignored: object) -> None:
-        super().__init__()
 
     def aggregate(self, edges: Tensor, dim: int) -> Tensor:
         return edges.sum(dim=dim)
 
-    forward = aggregate
 
-
-class MaxAggregator(nn.Module):
+class MaxAggregator(_FixedReduction):
     """Channel-wise maximum over fan-out: order-free like mean, but keeps the strongest signal
     instead of averaging it away (its gradient reaches only the arg-max edge)."""
 
-    def __init__(self, message_size: int = 8, **_ignored: object) -> None:
-        super().__init__()
-
     def aggregate(self, edges: Tensor, dim: int) -> Tensor:
         return edges.amax(dim=dim)
-
-    forward = aggregate
 
 
 class AttentionAggregator(nn.Module):
