@@ -21,6 +21,7 @@ from lbpbench.harness.config import (
     training_differences,
 )
 from lbpbench.harness.evaluate import Evaluation
+from lbpbench.harness.presets import PRESET_KEY, apply_preset, preset_names
 
 
 def _print_evaluation(evaluation: Evaluation) -> None:
@@ -119,9 +120,16 @@ def run_config_options(command: Callable[..., Any]) -> Callable[..., Any]:
     "--compile/--no-compile", "compile_step", default=False,
     help="torch.compile the inner step (slow start, faster steps).",
 )
+@click.option(
+    "--preset", type=click.Choice(preset_names()), default=None,
+    help="A named meta-training recipe (paper, fast: see lbpbench.harness.presets); options given "
+    "on the command line win over it.",
+)
 @click.option("--out", "out", type=click.Path(file_okay=False, path_type=Path), required=True)
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def train_command(out: Path, quiet: bool, compile_step: bool, **settings: Any) -> None:
+@click.pass_context
+def train_command(ctx: click.Context, out: Path, quiet: bool, compile_step: bool, preset: str | None,
+                  **settings: Any) -> None:
     """Meta-train one learner (or run one baseline), evaluate it, write OUT/ (the sweep's run-folder
     format). Re-running the same command resumes from OUT/checkpoint.pt."""
     from lbpbench.harness.run import run_config
@@ -132,7 +140,9 @@ def train_command(out: Path, quiet: bool, compile_step: bool, **settings: Any) -
     from lbpbench.sweep.store import RunFiles
 
     try:
-        config = RunConfig(**settings)
+        given = {k: v for k, v in settings.items()
+                 if ctx.get_parameter_source(k) != click.core.ParameterSource.DEFAULT}
+        config = RunConfig(**{**settings, **apply_preset({**given, PRESET_KEY: preset})})
         registry = get_registry()
         problems = run_problems(config, registry)  # names, task creation (data), memory
         if problems:

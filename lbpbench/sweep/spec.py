@@ -17,6 +17,7 @@ Format::
     aggregator = ["mean", "sum", "rnn"]
     seed = [0, 1]
     baselines = ["adam"]         # extra runs with `baseline` set, crossed with task and seed only
+    preset = ["paper", "fast"]   # a named recipe (lbpbench.harness.presets), also allowed in [fixed]
 
     [[exclude]]                  # drop product points matching every given field (value or list)
     learner = "stateless"
@@ -30,6 +31,9 @@ Format::
 Exclude rules apply to learned runs; they apply to baseline runs only when every key they name is
 one a baseline run varies over (`baseline`, `task`, `seed`), so `{learner = "stateful"}` never
 removes the Adam baseline that happens to carry the default learner field.
+
+A `preset` fills in the outer-loop settings it names wherever the point does not give them itself
+(an explicit [fixed] or axis value wins); baseline runs are crossed with a preset axis too.
 """
 
 from __future__ import annotations
@@ -45,6 +49,7 @@ from pathlib import Path
 from typing import Any
 
 from lbpbench.harness.config import COMPONENT_FIELDS, RunConfig, field_types, validate_fields
+from lbpbench.harness.presets import PRESET_KEY, PRESETS, apply_preset
 
 #: The fields a baseline run varies over (the rest come from [fixed]).
 BASELINE_AXES = ("baseline", "task", "seed")
@@ -181,12 +186,12 @@ def parse_spec(text: str, *, source: str | None = None, overrides: Iterable[str]
     fixed: dict[str, Any] = dict(data.get("fixed", {}))
     axes: dict[str, Any] = dict(data.get("axes", {}))
     for key, value in fixed.items():
-        if key not in types:
-            raise err(_unknown_field(key, types), key, "fixed")
+        if key not in types and key != PRESET_KEY:
+            raise err(_unknown_field(key, types, extra=(PRESET_KEY,)), key, "fixed")
         _check_value(key, value, lambda m, k=key: err(m, k, "fixed"))
     for key, values in axes.items():
-        if key != BASELINES_AXIS and key not in types:
-            raise err(_unknown_field(key, types, extra=(BASELINES_AXIS,)), key, "axes")
+        if key not in (BASELINES_AXIS, PRESET_KEY) and key not in types:
+            raise err(_unknown_field(key, types, extra=(BASELINES_AXIS, PRESET_KEY)), key, "axes")
         if not isinstance(values, list):
             raise err(f"axis {key!r} must be a list of values, got {values!r}", key, "axes")
         if not values:
@@ -216,8 +221,8 @@ def parse_spec(text: str, *, source: str | None = None, overrides: Iterable[str]
     for item in overrides:
         key, values = parse_set(item)
         serr = lambda m, k=key, it=item: SpecError(m, key=k, source=f"--set {it}")  # noqa: E731
-        if key != BASELINES_AXIS and key not in types:
-            raise serr(_unknown_field(key, types, extra=(BASELINES_AXIS,)))
+        if key not in (BASELINES_AXIS, PRESET_KEY) and key not in types:
+            raise serr(_unknown_field(key, types, extra=(BASELINES_AXIS, PRESET_KEY)))
         if not values:
             raise serr(f"--set {key}= gives no values")
         for v in values:
@@ -275,13 +280,13 @@ def expand(spec: SweepSpec) -> list[RunConfig]:
     points: list[dict[str, Any]] = []
     keys = list(spec.axes)
     for combo in itertools.product(*(spec.axes[k] for k in keys)):
-        point = {**spec.fixed, **dict(zip(keys, combo, strict=True))}
+        point = apply_preset({**spec.fixed, **dict(zip(keys, combo, strict=True))})
         if not any(_matches(rule, point, baseline_run=bool(point.get("baseline"))) for rule in spec.exclude):
             points.append(point)
     if spec.baselines:
-        b_keys = [k for k in ("task", "seed") if k in spec.axes]
+        b_keys = [k for k in ("task", "seed", PRESET_KEY) if k in spec.axes]
         for combo in itertools.product(spec.baselines, *(spec.axes[k] for k in b_keys)):
-            point = {**spec.fixed, "baseline": combo[0], **dict(zip(b_keys, combo[1:], strict=True))}
+            point = apply_preset({**spec.fixed, "baseline": combo[0], **dict(zip(b_keys, combo[1:], strict=True))})
             if not any(_matches(rule, point, baseline_run=True) for rule in spec.exclude):
                 points.append(point)
     types = field_types()
@@ -289,7 +294,7 @@ def expand(spec: SweepSpec) -> list[RunConfig]:
         keys = list(rule)
         lists = [_rule_values(k, rule[k], types) for k in keys]
         for combo in itertools.product(*lists):
-            points.append({**spec.fixed, **dict(zip(keys, combo, strict=True))})
+            points.append(apply_preset({**spec.fixed, **dict(zip(keys, combo, strict=True))}))
     configs: list[RunConfig] = []
     seen: set[str] = set()
     for point in points:
@@ -327,6 +332,10 @@ def _unknown_field(key: str, types: dict[str, str], extra: tuple[str, ...] = ())
 
 
 def _check_value(key: str, value: Any, fail: Callable[[str], SpecError]) -> None:
+    if key == PRESET_KEY:
+        if value not in PRESETS:
+            raise fail(f"unknown preset {value!r}; known: {', '.join(PRESETS)}")
+        return
     problems = validate_fields({key: value})
     if problems:
         raise fail("; ".join(problems))
