@@ -16,6 +16,13 @@ REPO = Path(__file__).resolve().parents[1]
 SIGNSGD_SRC = REPO / "plugins" / "lbpbench-signsgd"
 
 
+@pytest.fixture(autouse=True)
+def one_sweep_worker(monkeypatch):
+    """Sweeps in tests run in-process unless a test asks otherwise: `--workers auto` (the CLI default)
+    depends on the machine's load, which a test must not."""
+    monkeypatch.setenv("LBPBENCH_WORKERS", "1")
+
+
 @pytest.fixture
 def isolated_plugins(tmp_path, monkeypatch):
     """A clean plugin environment: a working directory without ./plugins, no LBPBENCH_* plugin

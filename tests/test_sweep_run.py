@@ -194,6 +194,18 @@ def test_process_pool_executor(env: Path) -> None:
     pd.testing.assert_frame_equal(a.reset_index(drop=True), b.reset_index(drop=True))
 
 
+@pytest.mark.parametrize("free_cores, in_workers", [(2, True), (1, False)])
+def test_auto_workers_follow_the_free_cores(env: Path, monkeypatch, free_cores: int, in_workers: bool) -> None:
+    monkeypatch.delenv("LBPBENCH_WORKERS")  # the CLI default: auto
+    monkeypatch.setattr(commands, "fair_threads", lambda *a: free_cores)
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # in-process: leave torch's threads alone
+    result = sweep()
+    assert result.exit_code == 0, result.output
+    pids = {pid for _, _, pid in marker_lines(env / "marker.txt")}
+    assert (os.getpid() not in pids) == in_workers
+    assert sweep("--workers", "two").exit_code == 2
+
+
 def test_pool_worker_failure_is_recorded(env: Path) -> None:
     result = sweep("--workers", "2", env={"LBPBENCH_FAKE_FAIL": "2"})
     assert result.exit_code == 1

@@ -24,6 +24,7 @@ from typing import Any
 import click
 
 from lbpbench.errors import exception_line
+from lbpbench.harness.threads import apply_fair_threads, fair_threads
 from lbpbench.sweep import store as store_mod
 from lbpbench.sweep.executors import (
     RunOutcome,
@@ -92,14 +93,34 @@ def _write_report(results_dir: Path, sweep: str, echo: Any = click.echo,
     return path
 
 
+class WorkersType(click.ParamType):
+    """A positive number of worker processes, or `auto` (None: decided from the free cores)."""
+
+    name = "N|auto"
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> int | None:
+        if value is None or value == "auto":
+            return None
+        try:
+            number = int(value)
+        except (TypeError, ValueError):
+            self.fail(f"{value!r} is neither a number of workers nor 'auto'", param, ctx)
+        if number < 1:
+            self.fail(f"{number} is not a positive number of workers (or 'auto')", param, ctx)
+        return number
+
+
 @sweep_group.command("run")
 @click.argument("spec_path", metavar="[SPEC]", required=False, type=click.Path(dir_okay=False))
 @click.option("--set", "overrides", multiple=True, metavar="AXIS=V1,V2",
               help="Replace an axis, or with one value a [fixed] setting (baselines get it too); values "
                    "in TOML syntax, bare words are strings.")
 @click.option("--executor", type=click.Choice(["local", "ray"]), default="local", show_default=True)
-@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
-              help="Local worker processes (torch threads are divided between them).")
+@click.option("--workers", type=WorkersType(), default="auto", show_default=True, envvar="LBPBENCH_WORKERS",
+              help="Local worker processes, one torch thread each when they fill the cores (threads are "
+                   "divided between them); auto: the cores the load average leaves free, so runs go side "
+                   "by side on an idle machine and one thread runs alone on a busy one. Environment: "
+                   "LBPBENCH_WORKERS.")
 @click.option("--fail-fast", is_flag=True, help="Stop at the first failed run.")
 @click.option("--retry-failed", is_flag=True, help="Re-run runs that failed before (default: keep them).")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
@@ -117,7 +138,7 @@ def _write_report(results_dir: Path, sweep: str, echo: Any = click.echo,
               help="torch.compile each run's inner step (minutes to compile, faster meta-steps on a CPU; "
                    "pays for long runs). Results match eager.")
 @click.option("--no-progress", is_flag=True, hidden=True)
-def run_command(spec_path: str | None, overrides: tuple[str, ...], executor: str, workers: int,
+def run_command(spec_path: str | None, overrides: tuple[str, ...], executor: str, workers: int | None,
                 fail_fast: bool, retry_failed: bool, out_dir: str | None, address: str | None,
                 no_report: bool, seed_batch: bool, compile_: bool, no_progress: bool) -> None:
     """Run SPEC (default: the embedded default sweep), skipping runs already finished."""
@@ -139,6 +160,10 @@ def run_command(spec_path: str | None, overrides: tuple[str, ...], executor: str
         click.echo(f"error: cannot load the runner: {exc}", err=True)
         sys.exit(EXIT_USAGE)
 
+    if workers is None:  # auto
+        workers = fair_threads()
+    if workers == 1 and executor == "local":
+        apply_fair_threads()  # in this process: only the free cores (unless OMP_NUM_THREADS says)
     results = store_mod.ResultsStore(Path(out_dir) if out_dir else Path("results") / spec.name)
     problem = _unusable_folder(results.root)
     if problem:
@@ -216,7 +241,7 @@ def _run_locked(spec: SweepSpec, planned: list[tuple[str, dict[str, Any], dict[s
 
         if to_run:
             jobs = seed_groups(to_run, runner)
-            stopped_early = not make_executor(executor, workers, address).run(jobs, runner, on_done,
+            stopped_early = not make_executor(executor, min(workers, len(jobs)), address).run(jobs, runner, on_done,
                                                                                 fail_fast=fail_fast)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", store_mod.CorruptRunWarning)
