@@ -27,7 +27,7 @@ from lbpbench.errors import exception_line
 from lbpbench.report.commands import compare_command, report_command
 from lbpbench.report.compare import compare_frames, format_comparison, min_p_value
 from lbpbench.report.figures import all_figures, choose_heatmap_axes, on_wall_grid
-from lbpbench.report.load import ReportError, group_keys, load_results, varying_axes
+from lbpbench.report.load import ReportError, group_keys, load_results, normalise_runs, varying_axes
 from lbpbench.report.quality import (
     DEFAULT_TARGETS,
     SOURCE_ADAM,
@@ -39,6 +39,7 @@ from lbpbench.report.quality import (
     parse_targets,
 )
 from lbpbench.report.render import build_report, render_html, render_markdown
+from lbpbench.report.settings import settings_table
 from lbpbench.report.stats import bootstrap_ci, iqm
 from lbpbench.report.tables import (
     NO_RECORD,
@@ -605,3 +606,31 @@ def test_wall_time_grid_is_shared_per_configuration() -> None:
     assert b["value"].tolist()[1:] == [4.0, 3.0, 2.0]
     other = grid[grid["label"] == "other"]
     assert other["wall_s"].tolist() == [7.0] and other["value"].tolist() == [5.0]
+
+
+def test_settings_table_says_how_each_configuration_was_trained(loaded) -> None:
+    runs, _ = loaded
+    table = settings_table(runs).set_index(["task", "method"])
+    assert table.loc[(LOSS_TASK, "stateful/mean"), "settings"] == "message_size=4 | 8"
+    assert table.loc[(LOSS_TASK, "adam"), "settings"] == "(defaults)"
+
+
+def test_settings_table_shows_a_recipe_and_a_zoo_start(tmp_path: Path) -> None:
+    from lbpbench.harness.config import RunConfig
+
+    configs = [RunConfig(meta_lr=1e-3, meta_batch=16, lr_schedule="cosine", init_from="zoo/a", seed=s)
+               for s in (0, 1)] + [RunConfig(baseline="adam")]
+    rows = [{**c.to_dict(), "method": c.method, "baseline": c.baseline or "", "run_id": str(i), "status": "ok",
+             "final": 0.1, "metric": "eval_loss"} for i, c in enumerate(configs)]
+    table = settings_table(normalise_runs(pd.DataFrame(rows))).set_index("method")["settings"]
+    assert table["stateful/mean"] == "meta_batch=16; meta_lr=0.001; lr_schedule=cosine; init_from=zoo/a"
+    assert table["adam"] == "(defaults)"
+    report = render_markdown(build_report(results_dir_of(tmp_path, rows)))
+    assert "## How each configuration was trained" in report and "init_from=zoo/a" in report
+
+
+def results_dir_of(tmp_path: Path, rows: list[dict]) -> Path:
+    pd.DataFrame(rows).to_parquet(tmp_path / "runs.parquet")
+    pd.DataFrame({"run_id": ["0"], "phase": ["eval"], "step": [0], "metric": ["eval_loss"],
+                  "value": [0.1]}).to_parquet(tmp_path / "curves.parquet")
+    return tmp_path

@@ -21,6 +21,7 @@ from lbpbench.errors import exception_line
 from lbpbench.report.figures import ReportFigure, all_figures
 from lbpbench.report.load import load_results
 from lbpbench.report.quality import targets_table
+from lbpbench.report.settings import SETTINGS_HEADING, SETTINGS_INTRO, settings_table
 from lbpbench.report.tables import (
     Summary,
     display_table,
@@ -188,6 +189,7 @@ def render_markdown(report: Report) -> str:
     out += [f"**{TARGETS_HEADING}.** {TARGETS_INTRO}", ""]
     out += [to_markdown(targets) if len(targets) else "None: no task has a target.\n"]
     out += [f"- {n}" for n in report.summary.notes] + [""]
+    out += [f"## {SETTINGS_HEADING}", "", SETTINGS_INTRO, "", to_markdown(settings_table(report.runs))]
     out += ["## Failed and diverged runs", ""]
     if report.failures.empty:
         out += ["None.", ""]
@@ -277,6 +279,8 @@ def render_html(report: Report) -> str:
     body.append(f"<p><b>{e(TARGETS_HEADING)}.</b> {e(TARGETS_INTRO.replace('`', ''))}</p>")
     body.append(_html_table(_targets_display(report.summary), "targets"))
     body += ["<ul class='note'>"] + [f"<li>{e(n)}</li>" for n in report.summary.notes] + ["</ul>"]
+    body += [f"<h2>{e(SETTINGS_HEADING)}</h2>", f"<p class='note'>{e(SETTINGS_INTRO.replace('`', ''))}</p>",
+             _html_table(settings_table(report.runs), "settings")]
     body += ["<h2>Failed and diverged runs</h2>"]
     body.append(
         "<p>None.</p>"
