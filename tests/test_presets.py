@@ -22,7 +22,8 @@ def test_paper_preset_is_the_defaults_so_the_run_and_its_id_are_unchanged() -> N
     assert paper == plain and run_id(paper) == run_id(plain)
 
 
-@pytest.mark.parametrize("task, meta_batch", [("sinusoid-5x10", 16), ("sinusoid-2x10", 16), ("mnist-20x8", 4)])
+@pytest.mark.parametrize("task, meta_batch",
+                         [("sinusoid-5x10", 16), ("sinusoid-2x10", 16), ("mnist-20x8", 4)])
 def test_fast_preset_scales_the_tasks_meta_batch_and_warmup(task: str, meta_batch: int) -> None:
     got = preset_settings("fast", {"task": task, "meta_steps": 4000})
     assert got == {"meta_lr": 1e-3, "lr_schedule": "cosine", "grad_norm": "unit", "warmup_steps": 200,

@@ -620,8 +620,8 @@ def test_settings_table_shows_a_recipe_and_a_zoo_start(tmp_path: Path) -> None:
 
     configs = [RunConfig(meta_lr=1e-3, meta_batch=16, lr_schedule="cosine", init_from="zoo/a", seed=s)
                for s in (0, 1)] + [RunConfig(baseline="adam")]
-    rows = [{**c.to_dict(), "method": c.method, "baseline": c.baseline or "", "run_id": str(i), "status": "ok",
-             "final": 0.1, "metric": "eval_loss"} for i, c in enumerate(configs)]
+    rows = [{**c.to_dict(), "method": c.method, "baseline": c.baseline or "", "run_id": str(i),
+             "status": "ok", "final": 0.1, "metric": "eval_loss"} for i, c in enumerate(configs)]
     table = settings_table(normalise_runs(pd.DataFrame(rows))).set_index("method")["settings"]
     assert table["stateful/mean"] == "meta_batch=16; meta_lr=0.001; lr_schedule=cosine; init_from=zoo/a"
     assert table["adam"] == "(defaults)"

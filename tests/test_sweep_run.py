@@ -195,7 +195,8 @@ def test_process_pool_executor(env: Path) -> None:
 
 
 @pytest.mark.parametrize("free_cores, in_workers", [(2, True), (1, False)])
-def test_auto_workers_follow_the_free_cores(env: Path, monkeypatch, free_cores: int, in_workers: bool) -> None:
+def test_auto_workers_follow_the_free_cores(env: Path, monkeypatch, free_cores: int,
+                                            in_workers: bool) -> None:
     monkeypatch.delenv("LBPBENCH_WORKERS")  # the CLI default: auto
     monkeypatch.setattr(commands, "fair_threads", lambda *a: free_cores)
     monkeypatch.setenv("OMP_NUM_THREADS", "1")  # in-process: leave torch's threads alone

@@ -241,8 +241,8 @@ def _run_locked(spec: SweepSpec, planned: list[tuple[str, dict[str, Any], dict[s
 
         if to_run:
             jobs = seed_groups(to_run, runner)
-            stopped_early = not make_executor(executor, min(workers, len(jobs)), address).run(jobs, runner, on_done,
-                                                                                fail_fast=fail_fast)
+            executor_ = make_executor(executor, min(workers, len(jobs)), address)
+            stopped_early = not executor_.run(jobs, runner, on_done, fail_fast=fail_fast)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", store_mod.CorruptRunWarning)
         runs_df, _ = results.merge(spec.name, run_ids)

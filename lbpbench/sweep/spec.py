@@ -286,7 +286,8 @@ def expand(spec: SweepSpec) -> list[RunConfig]:
     if spec.baselines:
         b_keys = [k for k in ("task", "seed", PRESET_KEY) if k in spec.axes]
         for combo in itertools.product(spec.baselines, *(spec.axes[k] for k in b_keys)):
-            point = apply_preset({**spec.fixed, "baseline": combo[0], **dict(zip(b_keys, combo[1:], strict=True))})
+            varied = dict(zip(b_keys, combo[1:], strict=True))
+            point = apply_preset({**spec.fixed, "baseline": combo[0], **varied})
             if not any(_matches(rule, point, baseline_run=True) for rule in spec.exclude):
                 points.append(point)
     types = field_types()
