@@ -430,6 +430,14 @@ def test_init_from_starts_from_a_trained_learner(tmp_path):
         ProtocolMember(RunConfig(**{**TINY, "message_size": 2, "init_from": str(tmp_path / "zoo")}))
     with pytest.raises(ValueError, match="does not exist"):
         ProtocolMember(RunConfig(**{**TINY, "init_from": str(tmp_path / "nowhere")}))
+    # a sweep refuses such a run before anything runs, naming the key and its line
+    from lbpbench.sweep.spec import SpecError, parse_spec
+
+    spec = (f'[sweep]\nname = "z"\n[fixed]\ninit_from = "{tmp_path / "zoo"}"\nmessage_size = 4\n'
+            'hidden_size = 4\nmlp_widths = [32, 16]\n[axes]\naggregator = ["mean", "max"]\n')
+    with pytest.raises(SpecError, match="stateful/max.*its learner differs.*aggregator") as info:
+        parse_spec(spec)
+    assert info.value.key == "init_from" and info.value.line == 4
 
 
 def test_progress_export_reads_an_unfinished_run(tmp_path):

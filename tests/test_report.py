@@ -625,6 +625,14 @@ def test_settings_table_shows_a_recipe_and_a_zoo_start(tmp_path: Path) -> None:
     table = settings_table(normalise_runs(pd.DataFrame(rows))).set_index("method")["settings"]
     assert table["stateful/mean"] == "meta_batch=16; meta_lr=0.001; lr_schedule=cosine; init_from=zoo/a"
     assert table["adam"] == "(defaults)"
+    # a sweep-wide recipe reaches the Adam runs too; a tuned baseline (no meta_train curve) ignores it
+    rows[-1].update(meta_lr=1e-3, init_from="zoo/a")
+    curves = pd.DataFrame({"run_id": ["0", "2"], "phase": ["meta_train", "eval"], "step": [1, 0],
+                           "metric": ["meta_loss", "eval_loss"], "value": [0.1, 0.1]})
+    shown = settings_table(normalise_runs(pd.DataFrame(rows)), curves).set_index("method")["settings"]
+    assert shown["adam"] == "(defaults)"
+    assert settings_table(normalise_runs(pd.DataFrame(rows))).set_index("method")["settings"]["adam"] == \
+        "meta_lr=0.001; init_from=zoo/a"
     report = render_markdown(build_report(results_dir_of(tmp_path, rows)))
     assert "## How each configuration was trained" in report and "init_from=zoo/a" in report
 

@@ -340,16 +340,13 @@ LEARNER_SETTINGS = ("learner", "aggregator", "message_size", "hidden_size", "sha
                     "untrained_message_mlp")
 
 
-def load_start(folder: str, config: RunConfig, spec: NetworkSpec) -> dict[str, Any]:
-    """A trained learner (a run folder's learner.pt, e.g. a zoo entry) to start meta-training from.
-
-    Its learner settings must be this run's; the task may differ (a learner keyed by another
-    activation node type is renamed, as for transfer)."""
+def read_start(folder: str, config: RunConfig) -> tuple[dict[str, Any], RunConfig]:
+    """The saved learner.pt of `folder` and the config it was trained with; ValueError naming the
+    problem when it is missing, unreadable or of another learner than `config`'s."""
     path = Path(folder) / "learner.pt"
     try:
         saved = torch.load(path, weights_only=True, map_location="cpu")
         theirs = RunConfig.from_dict(saved["config"])
-        state, prior = saved["net"], saved.get("prior") or {}
     except FileNotFoundError:
         raise ValueError(f"init_from: {path} does not exist (a finished run holds learner.pt)") from None
     except Exception as exc:  # noqa: BLE001 - any unreadable content is the same problem
@@ -360,6 +357,16 @@ def load_start(folder: str, config: RunConfig, spec: NetworkSpec) -> dict[str, A
                  if getattr(theirs, k) != mine[k]]
     if differing:
         raise ValueError(f"init_from {folder}: its learner differs ({'; '.join(differing)})")
+    return saved, theirs
+
+
+def load_start(folder: str, config: RunConfig, spec: NetworkSpec) -> dict[str, Any]:
+    """A trained learner (a run folder's learner.pt, e.g. a zoo entry) to start meta-training from.
+
+    Its learner settings must be this run's; the task may differ (a learner keyed by another
+    activation node type is renamed, as for transfer)."""
+    saved, theirs = read_start(folder, config)
+    state, prior = saved["net"], saved.get("prior") or {}
     old = theirs.activation or _task_activation(theirs)
     if old != spec.activation:
         state = {k.replace(f"{old}_learner", f"{spec.activation}_learner"): v for k, v in state.items()}

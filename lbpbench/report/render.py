@@ -48,6 +48,7 @@ class Report:
     environment: dict[str, Any]
     alerts: list[str] = field(default_factory=list)
     preface: str = ""  # the author's written findings (Markdown), shown first
+    settings: pd.DataFrame | None = None  # how each configuration was trained (report.settings)
 
 
 @dataclass
@@ -145,6 +146,7 @@ def build_report(
         figures=figures,
         environment=environment(runs),
         alerts=alerts,
+        settings=settings_table(runs, curves),
     )
 
 
@@ -178,6 +180,10 @@ TARGETS_INTRO = (
 )
 
 
+def _settings(report: Report) -> pd.DataFrame:
+    return report.settings if report.settings is not None else settings_table(report.runs)
+
+
 def render_markdown(report: Report) -> str:
     """`report.md`: the same content as the HTML, with figures linked from `figures/`."""
     out = [f"# {report.title}", "", f"Results: `{report.source}` — {_status_line(report.runs)}.", ""]
@@ -189,7 +195,7 @@ def render_markdown(report: Report) -> str:
     out += [f"**{TARGETS_HEADING}.** {TARGETS_INTRO}", ""]
     out += [to_markdown(targets) if len(targets) else "None: no task has a target.\n"]
     out += [f"- {n}" for n in report.summary.notes] + [""]
-    out += [f"## {SETTINGS_HEADING}", "", SETTINGS_INTRO, "", to_markdown(settings_table(report.runs))]
+    out += [f"## {SETTINGS_HEADING}", "", SETTINGS_INTRO, "", to_markdown(_settings(report))]
     out += ["## Failed and diverged runs", ""]
     if report.failures.empty:
         out += ["None.", ""]
@@ -280,7 +286,7 @@ def render_html(report: Report) -> str:
     body.append(_html_table(_targets_display(report.summary), "targets"))
     body += ["<ul class='note'>"] + [f"<li>{e(n)}</li>" for n in report.summary.notes] + ["</ul>"]
     body += [f"<h2>{e(SETTINGS_HEADING)}</h2>", f"<p class='note'>{e(SETTINGS_INTRO.replace('`', ''))}</p>",
-             _html_table(settings_table(report.runs), "settings")]
+             _html_table(_settings(report), "settings")]
     body += ["<h2>Failed and diverged runs</h2>"]
     body.append(
         "<p>None.</p>"

@@ -15,6 +15,11 @@ import pandas as pd
 
 from lbpbench.report.load import LEARNED_ONLY, METHOD_PARTS, NOT_AN_AXIS, config_columns
 
+# Settings only meta-training reads: a tuned baseline (no meta_train curve) ignores them.
+META_TRAINING_ONLY = frozenset({"meta_steps", "meta_batch", "meta_lr", "meta_loss", "hint_weight",
+                                "lr_schedule", "warmup_steps", "grad_norm", "clip_norm", "init_from",
+                                "truncation", "checkpointing", "learned_prior", "init_pool", "eval_every"})
+
 SETTINGS_HEADING = "How each configuration was trained"
 SETTINGS_INTRO = (
     "Settings that differ from lbpbench's defaults (RunConfig), per task and method; "
@@ -46,17 +51,22 @@ def _shown(value: Any) -> str:
     return f"{value:g}" if isinstance(value, float) else str(value)
 
 
-def settings_table(runs: pd.DataFrame) -> pd.DataFrame:
-    """One row per (task, method): `setting=value` for every non-default setting, `; `-joined."""
+def settings_table(runs: pd.DataFrame, curves: pd.DataFrame | None = None) -> pd.DataFrame:
+    """One row per (task, method): `setting=value` for every non-default setting, `; `-joined.
+
+    With `curves`, a baseline whose runs have no meta_train rows (tuned, not meta-trained) leaves
+    out the settings only meta-training reads."""
     defaults = _defaults()
+    meta_trained = None if curves is None else set(curves.loc[curves["phase"] == "meta_train", "run_id"])
     columns = [c for c in config_columns(runs)
                if c in defaults and c not in NOT_AN_AXIS and c not in METHOD_PARTS and c != "task"]
     rows = []
     for (task, method), group in runs.groupby(["task", "method"], sort=True):
         baseline = "/" not in str(method)
+        tuned = baseline and meta_trained is not None and not meta_trained & set(group["run_id"])
         parts = []
         for column in columns:
-            if baseline and column in LEARNED_ONLY:
+            if (baseline and column in LEARNED_ONLY) or (tuned and column in META_TRAINING_ONLY):
                 continue
             values = list(dict.fromkeys(v for v in group[column].tolist()))
             if len(values) == 1 and _same(values[0], defaults[column]):

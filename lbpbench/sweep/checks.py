@@ -8,7 +8,8 @@ checks what needs one, once per sweep spec (and for any caller that builds a run
   `fashion-mnist-20x8` without `data_dir`; a missing or damaged IDX file in `data_dir`);
 - the run's largest tensors fit: a meta-step holds `[meta_batch, batch, fan_in, fan_out, width]`
   per layer and evaluation samples all of its tasks at once; either above
-  `config.MEMORY_LIMIT_GIB` refuses the configuration, naming the settings.
+  `config.MEMORY_LIMIT_GIB` refuses the configuration, naming the settings;
+- an `init_from` run folder holds a readable learner.pt of the same learner settings.
 
 Every problem is one line naming the setting and the value.
 """
@@ -98,6 +99,13 @@ def run_problems(config: RunConfig, registry: Any, cache: FamilyCache | None = N
             family = made
     if family is not None:
         problems += resource_problems(config, family)
+    if config.init_from and not config.baseline:
+        from lbpbench.harness.members import read_start
+
+        try:
+            read_start(config.init_from, config)
+        except ValueError as exc:
+            problems.append(str(exc))
     return problems
 
 
