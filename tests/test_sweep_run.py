@@ -306,3 +306,31 @@ def test_executor_option_errors(env: Path) -> None:
     assert sweep("--executor", "dask").exit_code == 2
     assert sweep("--workers", "0").exit_code == 2
     assert not (env / "out").exists()
+
+
+def test_reindex_moves_runs_named_by_an_older_rule_so_a_rerun_skips_them(env: Path) -> None:
+    assert sweep().exit_code == 0
+    store = ResultsStore(env / "out")
+    ids = store.run_folders()
+    old = {rid: rid.rsplit("_", 1)[0] + "_000000000000" for rid in ids[:2]}  # as an older rule named them
+    for rid, stale in old.items():
+        (store.run_dir(rid)).rename(store.run_dir(stale))
+        data = json.loads((store.run_dir(stale) / "config.json").read_text())
+        (store.run_dir(stale) / "config.json").write_text(json.dumps({**data, "run_id": stale}))
+    index = json.loads((env / "out" / "index.json").read_text())
+    (env / "out" / "index.json").write_text(json.dumps({**index, "run_ids": [old.get(r, r) for r in ids]}))
+    result = CliRunner().invoke(sweep_group, ["reindex", "out"])
+    assert result.exit_code == 0, result.output
+    assert sorted(store.run_folders()) == sorted(ids) and "2 run folder(s) renamed" in result.output
+    assert json.loads((store.run_dir(ids[0]) / "config.json").read_text())["run_id"] == ids[0]
+    before = len(ends(env / "marker.txt"))
+    rerun = sweep()
+    assert rerun.exit_code == 0 and len(ends(env / "marker.txt")) == before  # nothing trained again
+    assert CliRunner().invoke(sweep_group, ["reindex", "out"]).output.count("->") == 0
+
+
+def test_identity_ignores_settings_at_their_defaults() -> None:
+    from lbpbench.sweep.identity import identity_config
+
+    assert identity_config(RunConfig(seed=3)) == {"seed": 3}
+    assert run_id(RunConfig(seed=3)) == run_id(RunConfig.from_dict({"seed": 3}))

@@ -334,6 +334,30 @@ def merged_table_problems(results: store_mod.ResultsStore) -> list[str]:
     return problems
 
 
+# -------------------------------------------------------------------------------------------- reindex
+
+@sweep_group.command("reindex")
+@click.argument("results_dir", metavar="DIR", type=click.Path(exists=True, file_okay=False))
+def reindex_command(results_dir: str) -> None:
+    """Rename DIR's run folders to the ids this lbpbench gives them (results named by an older id
+    rule), keeping each run's recorded harness and plugin versions; so `sweep run` finds them."""
+    from lbpbench.sweep.reindex import reindex
+
+    results = store_mod.ResultsStore(results_dir)
+    try:
+        with results.lock():
+            moves = reindex(results)
+    except store_mod.SweepLocked as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(EXIT_LOCKED)
+    for move in moves:
+        click.echo(f"{move.old} -> {move.new}" + (f": left in place, {move.problem}" if move.problem else ""))
+    done = sum(m.problem is None for m in moves)
+    click.echo(f"{results_dir}: {done} run folder(s) renamed, {len(moves) - done} left in place", err=True)
+    if done < len(moves):
+        sys.exit(EXIT_FAILED)
+
+
 # ------------------------------------------------------------------------------------------------- ls
 
 @sweep_group.command("ls")

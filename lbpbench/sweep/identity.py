@@ -1,6 +1,9 @@
 """Run identity: a content hash of everything that determines a run's result.
 
-A run's id is the sha256 of the canonical JSON of its resolved RunConfig, the harness version
+A run's id is the sha256 of the canonical JSON of its resolved RunConfig's settings that differ
+from RunConfig's defaults (so a setting added later, whose default keeps the old behaviour, leaves
+every existing run's id as it was; `lbpbench sweep reindex` moves results named by the older
+full-config hash to these ids), the harness version
 (``lbpbench.__version__``) and the name/version of each plugin providing a component the run uses
 (model: exca's config-hash cache, asv's results files). So a resumed sweep skips exactly the runs
 whose result could not have changed, and a new plugin or harness release re-runs what it touches.
@@ -48,11 +51,17 @@ def plugin_versions(config: RunConfig) -> dict[str, str]:
     return out
 
 
+def identity_config(config: RunConfig) -> dict[str, Any]:
+    """The settings that differ from RunConfig's defaults: the part of a config the hash covers."""
+    defaults = RunConfig().to_dict()
+    return {k: v for k, v in config.to_dict().items() if v != defaults[k]}
+
+
 def identity_payload(config: RunConfig, harness_version: str | None = None,
                      plugins: dict[str, str] | None = None) -> dict[str, Any]:
     """What the hash covers; stored in config.json so a reader can see why two ids differ."""
     return {
-        "config": config.to_dict(),
+        "config": identity_config(config),
         "harness_version": harness_version if harness_version is not None else lbpbench.__version__,
         "plugins": plugins if plugins is not None else plugin_versions(config),
     }
