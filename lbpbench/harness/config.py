@@ -90,8 +90,9 @@ class RunConfig:
 
 
 # Fields older files may hold that no longer exist: they never changed a result (maml_inner_lr was
-# hashed into run ids but never read), so reading such a file drops them.
-RETIRED_FIELDS = frozenset({"maml_inner_lr"})
+# hashed into run ids but never read; compile became an execution option, results matching eager),
+# so reading such a file drops them.
+RETIRED_FIELDS = frozenset({"maml_inner_lr", "compile"})
 
 # Settings a resumed run may change: how long it trains and how it is evaluated or executed.
 # Every other setting is part of what a checkpoint was trained with (checked on resume).
