@@ -296,3 +296,19 @@ def test_reference_verify_cli_missing_file(tmp_path):
     result = CliRunner().invoke(main, ["reference", "verify", str(tmp_path / "nope.npz")])
     assert result.exit_code != 0
     assert "not found" in result.output
+
+
+def test_calibration_without_standardisation_leaves_inputs_raw_and_still_measures_out_mean():
+    x, y = batch(small_net("stateful"), n_tasks=1, steps=2, b=4)
+    frozen, raw = small_net("stateful"), small_net("stateful")
+    frozen.calibrate(x, y, generator=torch.Generator().manual_seed(5))
+    raw.calibrate(x, y, generator=torch.Generator().manual_seed(5), standardise=False)
+    for name, std in raw.standardizers.items():
+        assert torch.equal(std.shift, torch.zeros_like(std.shift)), name
+        assert torch.equal(std.scale, torch.ones_like(std.scale)), name
+    assert any(not torch.equal(s.shift, torch.zeros_like(s.shift)) for s in frozen.standardizers.values())
+    # out_mean is measured in both, on what the learner sees in each case (so they differ)
+    for name, scaling in raw.scalings.items():
+        assert torch.isfinite(scaling.out_mean).all() and scaling.out_mean.abs().sum() > 0, name
+    assert any(not torch.equal(a.out_mean, b.out_mean)
+               for a, b in zip(raw.scalings.values(), frozen.scalings.values(), strict=True))

@@ -504,3 +504,10 @@ def test_an_explicit_thread_count_is_left_alone(monkeypatch):
 
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     assert threads.apply_fair_threads() is None
+
+
+def test_calibration_setting_reaches_the_member():
+    member = ProtocolMember(RunConfig(**{**TINY, "calibration": "no-standardisation"}))
+    assert all(torch.equal(s.scale, torch.ones_like(s.scale)) for s in member.net.standardizers.values())
+    with pytest.raises(ValueError, match="calibration must be one of frozen, no-standardisation"):
+        RunConfig(calibration="none")

@@ -11,6 +11,7 @@ import click
 
 from lbpbench.errors import exception_line
 from lbpbench.harness.config import (
+    CALIBRATIONS,
     DEVICES,
     GRAD_NORMS,
     LR_SCHEDULES,
@@ -52,6 +53,7 @@ FIELD_HELP = {
     "meta_lr": "Outer Adam learning rate (default: the task's).",
     "meta_loss": "mixed: hint + held-out; heldout: MAML-style.",
     "hint_weight": "Weight of the hint loss in the mixed meta-loss.",
+    "calibration": "frozen: standardised learner inputs (the paper); no-standardisation: raw inputs.",
     "lr_schedule": "Meta learning-rate schedule: constant, cosine (to 1 %), step (x0.1 at 1/2, 3/4).",
     "warmup_steps": "Linear warm-up of the meta learning rate over these meta-steps.",
     "grad_norm": "unit (per tensor, the paper), clip (global norm), none (default: the method's).",
@@ -93,7 +95,7 @@ def run_config_options(command: Callable[..., Any]) -> Callable[..., Any]:
     """Decorate a click command with one option per RunConfig field (types and defaults from it)."""
     defaults = RunConfig().to_dict()
     choices = {"sharing": SHARINGS, "meta_loss": META_LOSSES, "device": DEVICES,
-               "lr_schedule": LR_SCHEDULES, "grad_norm": GRAD_NORMS}
+               "lr_schedule": LR_SCHEDULES, "grad_norm": GRAD_NORMS, "calibration": CALIBRATIONS}
     scalar = {"int": int, "float": float, "str": str}
     for name, annotation in reversed(list(field_types().items())):
         flag = "--" + name.replace("_", "-")

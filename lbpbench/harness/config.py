@@ -23,6 +23,7 @@ COMPONENT_FIELDS = {
 }
 META_LOSSES = ("mixed", "heldout")
 LR_SCHEDULES = ("constant", "cosine", "step")
+CALIBRATIONS = ("frozen", "no-standardisation")
 GRAD_NORMS = ("unit", "clip", "none")
 DEVICES = ("cpu", "cuda", "auto")
 
@@ -51,6 +52,7 @@ class RunConfig:
     grad_norm: str | None = None  # unit (per tensor, paper) | clip (global norm) | none; None: the method's
     clip_norm: float = 1.0  # the global gradient norm `grad_norm = "clip"` clips to
     init_from: str | None = None  # a trained run folder (learner.pt) whose learner weights start this run
+    calibration: str = "frozen"  # frozen (MPLP.md §4) | no-standardisation (learner inputs left raw)
     hint_weight: float = 0.7
     truncation: int = 0  # 0: full unroll; n > 0: backpropagate through the last n inner steps only
     checkpointing: bool = False
@@ -239,6 +241,8 @@ def validate_fields(data: dict[str, Any]) -> list[str]:
         problems.append(f"device must be one of {', '.join(DEVICES)}; got {data['device']!r}")
     if data.get("lr_schedule", "constant") not in LR_SCHEDULES:
         problems.append(f"lr_schedule must be one of {', '.join(LR_SCHEDULES)}; got {data['lr_schedule']!r}")
+    if data.get("calibration", "frozen") not in CALIBRATIONS:
+        problems.append(f"calibration must be one of {', '.join(CALIBRATIONS)}; got {data['calibration']!r}")
     if data.get("grad_norm") is not None and data["grad_norm"] not in GRAD_NORMS:
         problems.append(f"grad_norm must be one of {', '.join(GRAD_NORMS)}; got {data['grad_norm']!r}")
     at_least("warmup_steps", 0)

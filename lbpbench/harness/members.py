@@ -248,7 +248,8 @@ class ProtocolMember(Member):
         self.optimizee = self.net.optimizee
         passes, blend = defaults.calibration(self.family)
         calibration = self.family.sample(passes, self.generator, split="train")
-        self.net.calibrate(calibration.train_x, calibration.train_y, blend=blend, generator=self.generator)
+        self.net.calibrate(calibration.train_x, calibration.train_y, blend=blend, generator=self.generator,
+                           standardise=config.calibration == "frozen")
         bad = self.net.nonfinite_statistics()
         if bad:
             self.mark_diverged(f"calibration statistics are not finite in {', '.join(bad)}")
@@ -337,7 +338,7 @@ class ProtocolMember(Member):
 
 
 LEARNER_SETTINGS = ("learner", "aggregator", "message_size", "hidden_size", "sharing", "mlp_widths",
-                    "untrained_message_mlp")
+                    "untrained_message_mlp", "calibration")
 
 
 def read_start(folder: str, config: RunConfig) -> tuple[dict[str, Any], RunConfig]:

@@ -176,15 +176,18 @@ class MessagePassingNetwork(nn.Module):
     # ----------------------------------------------------------------------------- calibration
     @torch.no_grad()
     def calibrate(
-        self, train_x: Tensor, train_y: Tensor, blend: float = 1.0, generator: torch.Generator | None = None
+        self, train_x: Tensor, train_y: Tensor, blend: float = 1.0, generator: torch.Generator | None = None,
+        standardise: bool = True,
     ) -> None:
         """Measure the frozen input statistics and out_mean on the untrained learner (MPLP.md §4).
 
         One pass per task in train_x [P, S, B, in]: fresh initial parameters, zero carries, the
         inner steps run with live statistics (updates applied); each pass's statistics are the
-        average over its steps, blended in with weight `blend`.
+        average over its steps, blended in with weight `blend`. `standardise=False` leaves the
+        learners' inputs unstandardised (identity statistics) and calibrates only out_mean: the
+        ablation that shows what the standardisation absorbs (e.g. sum = fan-in x mean).
         """
-        modules = [*self.standardizers.values(), *self.scalings.values()]
+        modules = [*(self.standardizers.values() if standardise else ()), *self.scalings.values()]
         for p in range(train_x.shape[0]):
             for m in modules:
                 m.start_calibration()

@@ -60,6 +60,7 @@ LEARNED_ONLY = frozenset(
         "truncation",
         "checkpointing",
         "learned_prior",
+        "calibration",
     }
 )
 
