@@ -440,6 +440,22 @@ def test_init_from_starts_from_a_trained_learner(tmp_path):
     assert info.value.key == "init_from" and info.value.line == 4
 
 
+def test_zoo_entries_start_runs_and_evaluate(tmp_path, monkeypatch):
+    from lbpbench.harness import zoo
+
+    tiny = RunConfig(**{**TINY, "meta_steps": 1})
+    assert run_config(tiny, tmp_path / "zoo" / "tiny", progress=False).status == "ok"
+    monkeypatch.setattr(zoo, "zoo_root", lambda: tmp_path / "zoo")
+    member = ProtocolMember(RunConfig(**{**TINY, "init_from": "zoo:tiny"}))
+    saved = torch.load(tmp_path / "zoo" / "tiny" / "learner.pt", weights_only=True)
+    assert all(torch.equal(v, saved["net"][k]) for k, v in member.net.state_dict().items())
+    with pytest.raises(ValueError, match="no zoo entry 'huge'; shipped: tiny"):
+        ProtocolMember(RunConfig(**{**TINY, "init_from": "zoo:huge"}))
+    result = CliRunner().invoke(main, ["eval", "zoo:tiny", "--eval-tasks", "3", "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["n_tasks"] == 3
+
+
 def test_progress_export_reads_an_unfinished_run(tmp_path):
     from lbpbench.harness.progress import progress_frame
 

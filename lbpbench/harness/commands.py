@@ -58,7 +58,8 @@ FIELD_HELP = {
     "warmup_steps": "Linear warm-up of the meta learning rate over these meta-steps.",
     "grad_norm": "unit (per tensor, the paper), clip (global norm), none (default: the method's).",
     "clip_norm": "The global gradient norm that --grad-norm clip clips to.",
-    "init_from": "Start from the learner of a trained run folder (e.g. a results/trained entry).",
+    "init_from": "Start from the learner of a trained run folder (e.g. results/trained/NAME) or of a "
+                 "shipped zoo entry (zoo:NAME).",
     "truncation": "Backpropagate through the last N inner steps only (0: all).",
     "checkpointing": "Per-step activation checkpointing (less memory, more time).",
     "learned_prior": "Meta-learn the initial parameters too.",
@@ -240,7 +241,10 @@ def eval_command(
             )
             title = {"source": str(reference), "task": task, "method": f"reference/{learner}"}
         else:
-            config, evaluation = evaluate_run_dir(run_dir, eval_tasks, eval_steps, seed=seed)
+            from lbpbench.harness.zoo import start_folder
+
+            folder = start_folder(str(run_dir))  # a run folder, or zoo:NAME
+            config, evaluation = evaluate_run_dir(folder, eval_tasks, eval_steps, seed=seed)
             title = {"source": str(run_dir), "task": config.task, "method": config.method}
     except (ValueError, OSError) as exc:  # a missing, damaged or mismatched input: exit 2, one line
         from lbpbench.cli import BadInput

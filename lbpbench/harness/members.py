@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -28,6 +27,7 @@ from lbpbench.harness.baselines import GradientStepper
 from lbpbench.harness.config import RunConfig, training_differences
 from lbpbench.harness.evaluate import LearnedStepper, Stepper
 from lbpbench.harness.unroll import unroll
+from lbpbench.harness.zoo import start_folder
 from lbpbench.protocol.builder import build_network
 from lbpbench.protocol.network import MessagePassingNetwork
 from lbpbench.tasks.base import TaskFamily
@@ -344,7 +344,7 @@ LEARNER_SETTINGS = ("learner", "aggregator", "message_size", "hidden_size", "sha
 def read_start(folder: str, config: RunConfig) -> tuple[dict[str, Any], RunConfig]:
     """The saved learner.pt of `folder` and the config it was trained with; ValueError naming the
     problem when it is missing, unreadable or of another learner than `config`'s."""
-    path = Path(folder) / "learner.pt"
+    path = start_folder(folder) / "learner.pt"
     try:
         saved = torch.load(path, weights_only=True, map_location="cpu")
         theirs = RunConfig.from_dict(saved["config"])
