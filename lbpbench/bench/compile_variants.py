@@ -1,0 +1,46 @@
+"""Time the sinusoid-5x10 stateful meta-step eager, with the inner step compiled (`--compile`), and
+with the whole meta-loss compiled as one graph: is a bigger compiled region worth its compile time?
+
+`python -m lbpbench.bench.compile_variants eager|inner|whole [THREADS]` prints one line: the first
+call (compile) and the median and min of 20 timed meta-steps after two warm-ups, wall seconds.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import sys
+import time
+
+
+def main(argv: list[str]) -> None:
+    import torch
+
+    from lbpbench.harness.config import RunConfig
+    from lbpbench.harness.members import ProtocolMember
+    from lbpbench.harness.population import Population
+
+    mode, threads = argv[0], int(argv[1]) if len(argv) > 1 else 2
+    if mode not in ("eager", "inner", "whole"):
+        raise SystemExit(f"mode must be eager, inner or whole; got {mode!r}")
+    torch.set_num_threads(threads)
+    config = RunConfig(task="sinusoid-5x10", learner="stateful", seed=0)
+    member = ProtocolMember(config, compile=mode == "inner")
+    if mode == "whole":
+        member.module.forward = torch.compile(member.module.forward, dynamic=False)
+    population = Population([member])
+    started = time.perf_counter()
+    population.meta_step()
+    first = time.perf_counter() - started
+    population.meta_step()
+    times = []
+    for _ in range(20):
+        started = time.perf_counter()
+        population.meta_step()
+        times.append(time.perf_counter() - started)
+    print(f"{mode} threads={threads} first={first:.1f}s median={statistics.median(times):.4f} "
+          f"min={min(times):.4f} load={os.getloadavg()[0]:.2f}", flush=True)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
