@@ -21,7 +21,9 @@ from __future__ import annotations
 import importlib
 import json
 import os
+import signal
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -144,6 +146,18 @@ def error_line(exc: BaseException) -> str:
     return text or type(exc).__name__
 
 
+def _raise_interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
+def stop_on_sigterm() -> None:
+    """SIGTERM (`kill`, a job scheduler, a container stop) stops a command like Ctrl-C: runs in
+    progress save their checkpoint and the exit code is 130. A job started in the background of a
+    script (`cmd &`) ignores SIGINT, so SIGTERM is how it is stopped without losing work."""
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _raise_interrupt)
+
+
 class MainGroup(LazyGroup):
     """The top-level group: lazy subcommands plus the exit-code contract (module docstring)."""
 
@@ -153,6 +167,7 @@ class MainGroup(LazyGroup):
             return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
         global _debug
         _debug = _env_debug()
+        stop_on_sigterm()
         try:
             rv = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
             code = rv if isinstance(rv, int) and not isinstance(rv, bool) else EXIT_OK

@@ -232,7 +232,8 @@ def test_ctrl_c_of_a_pool_sweep_fails_no_run_and_exits_130(workdir: Path, when: 
     assert set(statuses(workdir / "out").values()) == {"ok"} and len(statuses(workdir / "out")) == N_RUNS
 
 
-def test_ctrl_c_of_train_saves_a_checkpoint_and_exits_130(tmp_path: Path) -> None:
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])  # Ctrl-C; `kill`, a scheduler
+def test_ctrl_c_of_train_saves_a_checkpoint_and_exits_130(tmp_path: Path, signum: int) -> None:
     args = [sys.executable, "-m", "lbpbench", "train", *[a for a in TINY if a != "--quiet"],
             "--meta-steps", "1000000", "--out", "run"]
     proc = subprocess.Popen(args, cwd=tmp_path, env=subprocess_env(), stdout=subprocess.PIPE,
@@ -251,7 +252,7 @@ def test_ctrl_c_of_train_saves_a_checkpoint_and_exits_130(tmp_path: Path) -> Non
     reader = threading.Thread(target=read, daemon=True)
     reader.start()
     wait_until(lambda: b"meta_loss=" in seen, proc)
-    os.killpg(proc.pid, signal.SIGINT)
+    os.killpg(proc.pid, signum)
     proc.wait(timeout=60)
     reader.join(timeout=10)
     output = seen.decode(errors="replace")
