@@ -293,12 +293,11 @@ def test_report_hook_failure_keeps_exit_status(env: Path, monkeypatch: pytest.Mo
 
 
 def test_no_spec_runs_default_sweep(env: Path) -> None:
-    result = CliRunner().invoke(sweep_group, ["run", "--no-report", "--set", "seed=0",
-                                              "--set", "aggregator=mean"])
+    result = CliRunner().invoke(sweep_group, ["run", "--no-report", "--set", "seed=0"])
     assert result.exit_code == 0, result.output
     runs = pd.read_parquet(env / "results" / "default" / "runs.parquet")
-    assert sorted(runs["method"]) == ["adam", "stateful/mean", "stateless/mean"]
-    assert set(runs["meta_steps"]) == {40}
+    assert sorted(runs["method"]) == ["adam", "stateful/mean", "stateful/mean"]
+    assert set(runs["meta_steps"]) == {30}
 
 
 def test_executor_option_errors(env: Path) -> None:

@@ -94,6 +94,14 @@ def test_exclude_on_task_also_drops_baselines() -> None:
     assert all(c.seed == 0 for c in spec.expand())
 
 
+def test_include_without_a_seed_is_crossed_with_the_seed_axis() -> None:
+    spec = parse(BASE + '[[include]]\nlearner = "stateful"\naggregator = "rnn"\nmessage_size = 16\n')
+    added = sorted(c.seed for c in spec.expand() if c.message_size == 16)
+    assert added == [0, 1]
+    assert sorted(c.seed for c in parse(BASE + '[[include]]\nmessage_size = 16\n', ("seed=3",)).expand()
+                  if c.message_size == 16) == [3]
+
+
 def test_duplicate_points_are_removed() -> None:
     spec = parse(BASE + '[[include]]\nlearner = "stateful"\naggregator = "mean"\nseed = 0\n')
     assert len(spec.expand()) == 12
@@ -150,10 +158,12 @@ def test_default_sweep_embedded() -> None:
     spec = load_spec(None, names=fake_names)
     configs = spec.expand()
     assert spec.name == "default"
-    assert len(configs) == 2 * 3 * 2 + 2
+    assert len(configs) == 3 + 3 + 3  # zoo start, from scratch, tuned Adam; 3 seeds each
     assert {c.task for c in configs} == {"sinusoid-5x10"}
     assert {c.baseline for c in configs} == {None, "adam"}
-    assert all(c.meta_steps == 40 and c.eval_tasks == 50 for c in configs)
+    learned = [c for c in configs if c.baseline is None]
+    assert sorted(str(c.init_from) for c in learned) == ["None"] * 3 + ["zoo:sinusoid-5x10-fast"] * 3
+    assert all(c.meta_steps == 30 and c.eval_every == 10 and c.meta_lr == 1e-3 for c in learned)
 
 
 def test_default_sweep_valid_against_real_registry() -> None:

@@ -23,7 +23,8 @@ Format::
     learner = "stateless"
     aggregator = "rnn"
 
-    [[include]]                  # add explicit points (fixed + these fields; lists are crossed)
+    [[include]]                  # add explicit points (fixed + these fields; lists are crossed;
+                                 # without a seed, crossed with the seed axis)
     learner = "stateful"
     aggregator = "rnn"
     message_size = 16
@@ -294,6 +295,9 @@ def expand(spec: SweepSpec) -> list[RunConfig]:
     for rule in spec.include:
         keys = list(rule)
         lists = [_rule_values(k, rule[k], types) for k in keys]
+        if "seed" not in rule and "seed" in spec.axes:  # replicates like every other point
+            keys.append("seed")
+            lists.append(spec.axes["seed"])
         for combo in itertools.product(*lists):
             points.append(apply_preset({**spec.fixed, **dict(zip(keys, combo, strict=True))}))
     configs: list[RunConfig] = []
