@@ -248,7 +248,10 @@ class TaskFamily(Protocol):
 
     The factory is called as ``factory(data_dir=...)`` (``None`` or the CLI's ``--data-dir``);
     accept and ignore other options. ``metric`` must be one of ``METRICS`` (checked).
-    Optional: ``meta_defaults`` (see ``HasMetaDefaults``), checked when present.
+    Optional: ``meta_defaults`` (see ``HasMetaDefaults``), checked when present; and, for
+    regression tasks, ``eval_regions(eval_x) -> {name: bool mask [n, points]}``: evaluation then
+    also reports ``eval_loss_<name>``, the loss over each region's held-out points (the sinusoid
+    families: ``centre`` and ``outer`` by |x|, for the centre-arc signature of MPLP appendix B).
     """
 
     name: str

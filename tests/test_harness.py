@@ -527,3 +527,29 @@ def test_calibration_setting_reaches_the_member():
     assert all(torch.equal(s.scale, torch.ones_like(s.scale)) for s in member.net.standardizers.values())
     with pytest.raises(ValueError, match="calibration must be one of frozen, no-standardisation"):
         RunConfig(calibration="none")
+
+
+def test_region_losses_split_the_eval_loss_by_x():
+    """eval_loss_centre / eval_loss_outer: means over |x| < 2.5 and |x| >= 2.5 (the centre-arc
+    signature of MPLP appendix B), checked against numpy on one evaluation."""
+    import numpy as np
+
+    from lbpbench.harness.evaluate import step_metrics
+    from lbpbench.tasks.sinusoid import SinusoidFamily
+
+    family = SinusoidFamily()
+    grid = family.eval_grid()[None]
+    masks = family.eval_regions(grid)
+    assert int(masks["centre"].sum()) == 50 and int(masks["outer"].sum()) == 50
+    member = ProtocolMember(RunConfig(**TINY))
+    ev = evaluate(member.net, family, LearnedStepper(member.net), n_tasks=3, steps=2)
+    assert {"eval_loss_centre", "eval_loss_outer"} <= set(ev.per_task)
+    params = member.net.init_params(2, torch.Generator().manual_seed(1))
+    y = torch.randn(2, 100, 1)
+    x = grid.expand(2, 100, 1)
+    got = step_metrics(member.net.optimizee, params, x, y, False, family.eval_regions(x))
+    err = (0.5 * (y - member.net.optimizee.forward(params, x)) ** 2)[..., 0].double().numpy()
+    inner = np.abs(x[0, :, 0].numpy()) < 2.5
+    assert got["eval_loss_centre"].numpy() == pytest.approx(err[:, inner].mean(1), rel=1e-5)
+    assert got["eval_loss_outer"].numpy() == pytest.approx(err[:, ~inner].mean(1), rel=1e-5)
+    assert got["eval_loss"].numpy() == pytest.approx(err.mean(1), rel=1e-5)

@@ -297,7 +297,7 @@ def test_no_spec_runs_default_sweep(env: Path) -> None:
     assert result.exit_code == 0, result.output
     runs = pd.read_parquet(env / "results" / "default" / "runs.parquet")
     assert sorted(runs["method"]) == ["adam", "stateful/mean", "stateful/mean"]
-    assert set(runs["meta_steps"]) == {30}
+    assert set(runs["meta_steps"]) == {20}
 
 
 def test_executor_option_errors(env: Path) -> None:

@@ -163,7 +163,7 @@ def test_default_sweep_embedded() -> None:
     assert {c.baseline for c in configs} == {None, "adam"}
     learned = [c for c in configs if c.baseline is None]
     assert sorted(str(c.init_from) for c in learned) == ["None"] * 3 + ["zoo:sinusoid-5x10-fast"] * 3
-    assert all(c.meta_steps == 30 and c.eval_every == 10 and c.meta_lr == 1e-3 for c in learned)
+    assert all(c.meta_steps == 20 and c.eval_every == 10 and c.meta_batch == 16 for c in learned)
 
 
 def test_default_sweep_valid_against_real_registry() -> None:

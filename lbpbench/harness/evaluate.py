@@ -70,11 +70,13 @@ def step_metrics(
     eval_x: Tensor,
     eval_y: Tensor,
     classification: bool,
+    regions: dict[str, Tensor] | None = None,
 ) -> dict[str, Tensor]:
     """Per-task metrics on the held-out points: eval_loss (and eval_accuracy for classification).
 
-    Regression: mean over points of ½(y - ŷ)². Classification: mean over images of the per-image
-    cross-entropy (LAYOUT.md's eval_ce) and the argmax accuracy.
+    Regression: mean over points of ½(y - ŷ)², and `eval_loss_<region>` over each region's points
+    (masks [n, points], from the family's optional `eval_regions`). Classification: mean over
+    images of the per-image cross-entropy (LAYOUT.md's eval_ce) and the argmax accuracy.
     """
     pred = net.forward(params, eval_x)
     element = net.loss_node.element_loss(pred, eval_y)
@@ -83,7 +85,11 @@ def step_metrics(
             "eval_loss": element.sum(-1).mean(-1),
             "eval_accuracy": (pred.argmax(-1) == eval_y.argmax(-1)).float().mean(-1),
         }
-    return {"eval_loss": element.flatten(1).mean(1)}
+    metrics = {"eval_loss": element.flatten(1).mean(1)}
+    per_point = element.flatten(2).mean(2)
+    for name, mask in (regions or {}).items():
+        metrics[f"eval_loss_{name}"] = (per_point * mask).sum(1) / mask.sum(1).clamp(min=1)
+    return metrics
 
 
 @dataclass
@@ -163,16 +169,17 @@ def evaluate(
         else:
             params = {k: v[sl].to(device) for k, v in init.items()}
         ex, ey = tasks.eval_x[sl], tasks.eval_y[sl]
+        regions = family.eval_regions(ex) if hasattr(family, "eval_regions") else None
         tx, ty = tasks.train_x[sl], tasks.train_y[sl]
         state = stepper.init_state(params, tx.shape[2])
         per_step: dict[str, list[Tensor]] = {
-            k: [v] for k, v in step_metrics(net, params, ex, ey, classification).items()
+            k: [v] for k, v in step_metrics(net, params, ex, ey, classification, regions).items()
         }
         per_step["train_loss"] = [torch.full((n,), float("nan"), device=tx.device)]
         for s in range(steps):
             x, y = tx[:, s % tx.shape[1]], ty[:, s % ty.shape[1]]
             params, state = stepper.step(params, state, x, y)
-            for k, v in step_metrics(net, params, ex, ey, classification).items():
+            for k, v in step_metrics(net, params, ex, ey, classification, regions).items():
                 per_step[k].append(v)
             per_step["train_loss"].append(net.loss(params, x, y))
         for k, values in per_step.items():

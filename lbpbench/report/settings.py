@@ -48,6 +48,8 @@ def _same(value: Any, default: Any) -> bool:
 
 
 def _shown(value: Any) -> str:
+    if _missing(value):
+        return "none"
     return f"{value:g}" if isinstance(value, float) else str(value)
 
 

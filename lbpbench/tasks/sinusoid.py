@@ -55,6 +55,15 @@ class SinusoidFamily:
                                  "calibration_passes": 1, "calibration_blend": 1.0}
     )
 
+    def eval_regions(self, eval_x: Tensor) -> dict[str, Tensor]:
+        """Masks [n, points] of the held-out points by |x|: `centre` below half the x range's edge
+        (|x| < 2.5 for [-5, 5]), `outer` the rest. Evaluation reports the loss on each
+        (`eval_loss_centre`, `eval_loss_outer`): a learner stuck fitting a centre arc (MPLP appendix
+        B) shows as an outer loss far above the centre loss."""
+        edge = max(abs(self.x_range[0]), abs(self.x_range[1])) / 2
+        centre = eval_x[..., 0].abs() < edge
+        return {"centre": centre, "outer": ~centre}
+
     def eval_grid(self) -> Tensor:
         """The evaluation grid, [n_eval, 1] float32."""
         return torch.linspace(self.x_range[0], self.x_range[1], self.n_eval, dtype=torch.float32)[:, None]
