@@ -456,6 +456,20 @@ def test_zoo_entries_start_runs_and_evaluate(tmp_path, monkeypatch):
     assert json.loads(result.output)["n_tasks"] == 3
 
 
+def test_eval_of_an_unfinished_run_uses_its_checkpoint(tmp_path):
+    out = tmp_path / "run"
+    args = ["--message-size", "4", "--hidden-size", "4", "--mlp-widths", "32,16", "--eval-tasks", "3"]
+    trained = CliRunner().invoke(main, ["train", "--steps", "2", *args, "--quiet", "--out", str(out)])
+    assert trained.exit_code == 0, trained.output
+    finished = CliRunner().invoke(main, ["eval", str(out), "--json"])
+    (out / "learner.pt").unlink()  # as if still training: only the checkpoint (of the same learner)
+    unfinished = CliRunner().invoke(main, ["eval", str(out), "--json"])
+    assert unfinished.exit_code == 0, unfinished.output
+    a, b = json.loads(finished.output), json.loads(unfinished.output)
+    assert a["learner"] == "learner.pt" and b["learner"] == "checkpoint.pt (unfinished, meta-step 2)"
+    assert a["steps"] == b["steps"]
+
+
 def test_progress_export_reads_an_unfinished_run(tmp_path):
     from lbpbench.harness.progress import progress_frame
 

@@ -244,8 +244,8 @@ def eval_command(
             from lbpbench.harness.zoo import start_folder
 
             folder = start_folder(str(run_dir))  # a run folder, or zoo:NAME
-            config, evaluation = evaluate_run_dir(folder, eval_tasks, eval_steps, seed=seed)
-            title = {"source": str(run_dir), "task": config.task, "method": config.method}
+            config, evaluation, learner = evaluate_run_dir(folder, eval_tasks, eval_steps, seed=seed)
+            title = {"source": str(run_dir), "task": config.task, "method": config.method, "learner": learner}
     except (ValueError, OSError) as exc:  # a missing, damaged or mismatched input: exit 2, one line
         from lbpbench.cli import BadInput
 
@@ -254,5 +254,6 @@ def eval_command(
         n_tasks = next(iter(evaluation.per_task.values())).shape[0]
         click.echo(json.dumps({**title, "eval_seed": seed, "n_tasks": n_tasks, "steps": evaluation.table()}))
         return
-    click.echo(f"{title['method']} on {title['task']} from {title['source']} (eval seed {seed})")
+    learner = f", {title['learner']}" if title.get("learner", "learner.pt") != "learner.pt" else ""
+    click.echo(f"{title['method']} on {title['task']} from {title['source']}{learner} (eval seed {seed})")
     _print_evaluation(evaluation)

@@ -10,8 +10,28 @@ import torch
 
 from lbpbench.harness.config import RunConfig
 from lbpbench.harness.evaluate import EVAL_SEED, Evaluation, LearnedStepper, evaluate
-from lbpbench.harness.members import learner_network, make_family, network_spec, resolve_registry
+from lbpbench.harness.members import NET, PRIOR, learner_network, make_family, network_spec, resolve_registry
 from lbpbench.protocol.checkpoint import network_for_checkpoint
+
+
+def run_learner(run_dir: Path) -> tuple[dict[str, Any], str]:
+    """The learner of a run folder as learner.pt's payload, and where it came from: learner.pt of
+    a finished run, else the learner in checkpoint.pt of an unfinished one (so a long run can be
+    evaluated while it trains)."""
+    path = Path(run_dir) / "learner.pt"
+    if path.is_file():
+        return _load_learner(path), "learner.pt"
+    checkpoint = Path(run_dir) / "checkpoint.pt"
+    if not checkpoint.is_file():
+        raise FileNotFoundError(f"no learner.pt or checkpoint.pt in {run_dir}: not an lbpbench train run")
+    state = _load_learner(checkpoint, keys=("config", "weights", "fixed"))
+    tensors = {**state["weights"], **state["fixed"]}
+    payload = {
+        "config": state["config"],
+        "net": {k[len(NET):]: v for k, v in tensors.items() if k.startswith(NET)},
+        "prior": {k[len(PRIOR):]: v for k, v in tensors.items() if k.startswith(PRIOR)},
+    }
+    return payload, f"checkpoint.pt (unfinished, meta-step {state.get('step')})"
 
 
 def evaluate_run_dir(
@@ -20,13 +40,12 @@ def evaluate_run_dir(
     steps: int | None = None,
     registry: Any = None,
     seed: int = EVAL_SEED,
-) -> tuple[RunConfig, Evaluation]:
-    """Re-evaluate the learner a `lbpbench train` run saved in run_dir/learner.pt, on tasks drawn
-    from `seed` (default: the fixed evaluation tasks every run is scored on)."""
-    path = Path(run_dir) / "learner.pt"
-    if not path.is_file():
-        raise FileNotFoundError(f"no learner.pt in {run_dir}: not a finished lbpbench train run")
-    saved = _load_learner(path)
+) -> tuple[RunConfig, Evaluation, str]:
+    """Re-evaluate the learner of a `lbpbench train` run folder (`run_learner`), on tasks drawn
+    from `seed` (default: the fixed evaluation tasks every run is scored on); also says which file
+    the learner came from."""
+    saved, source = run_learner(run_dir)
+    path = Path(run_dir) / source.split(" ")[0]
     try:
         config = RunConfig.from_dict(saved["config"])
     except (TypeError, ValueError) as exc:
@@ -54,23 +73,23 @@ def evaluate_run_dir(
         initial_params=prior,
         seed=seed,
     )
-    return config, evaluation
+    return config, evaluation, source
 
 
 def _one_line(exc: BaseException) -> str:
     return " ".join(str(exc).split()) or type(exc).__name__
 
 
-def _load_learner(path: Path) -> dict[str, Any]:
-    """learner.pt's payload; a damaged or foreign file is a ValueError naming it and the problem."""
+def _load_learner(path: Path, keys: tuple[str, ...] = ("config", "net")) -> dict[str, Any]:
+    """learner.pt's (or checkpoint.pt's) payload; a damaged or foreign file is a ValueError naming
+    it and the problem."""
     try:
         saved = torch.load(path, weights_only=True, map_location="cpu")
     except Exception as exc:  # noqa: BLE001 - truncated, garbage, not a torch file: all say the same
         raise ValueError(f"{path}: damaged or not a learner file ({type(exc).__name__}: "
                          f"{_one_line(exc)[:200]})") from None
-    if not isinstance(saved, dict) or not isinstance(saved.get("config"), dict) or \
-            not isinstance(saved.get("net"), dict):
-        raise ValueError(f"{path}: not a learner file (expected a dict with 'config' and 'net')")
+    if not isinstance(saved, dict) or not all(isinstance(saved.get(k), dict) for k in keys):
+        raise ValueError(f"{path}: not a learner file (expected a dict with {', '.join(map(repr, keys))})")
     return saved
 
 
