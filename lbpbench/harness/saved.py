@@ -14,13 +14,13 @@ from lbpbench.harness.members import NET, PRIOR, learner_network, make_family, n
 from lbpbench.protocol.checkpoint import network_for_checkpoint
 
 
-def run_learner(run_dir: Path) -> tuple[dict[str, Any], str]:
-    """The learner of a run folder as learner.pt's payload, and where it came from: learner.pt of
-    a finished run, else the learner in checkpoint.pt of an unfinished one (so a long run can be
-    evaluated while it trains)."""
+def run_learner(run_dir: Path) -> tuple[dict[str, Any], Path, str]:
+    """The learner of a run folder as learner.pt's payload, the file it was read from, and that
+    file in words: learner.pt of a finished run, else the learner in checkpoint.pt of an unfinished
+    one (so a long run can be evaluated while it trains)."""
     path = Path(run_dir) / "learner.pt"
     if path.is_file():
-        return _load_learner(path), "learner.pt"
+        return _load_learner(path), path, "learner.pt"
     checkpoint = Path(run_dir) / "checkpoint.pt"
     if not checkpoint.is_file():
         raise FileNotFoundError(f"no learner.pt or checkpoint.pt in {run_dir}: not an lbpbench train run")
@@ -31,7 +31,7 @@ def run_learner(run_dir: Path) -> tuple[dict[str, Any], str]:
         "net": {k[len(NET):]: v for k, v in tensors.items() if k.startswith(NET)},
         "prior": {k[len(PRIOR):]: v for k, v in tensors.items() if k.startswith(PRIOR)},
     }
-    return payload, f"checkpoint.pt (unfinished, meta-step {state.get('step')})"
+    return payload, checkpoint, f"checkpoint.pt (unfinished, meta-step {state.get('step')})"
 
 
 def evaluate_run_dir(
@@ -44,8 +44,7 @@ def evaluate_run_dir(
     """Re-evaluate the learner of a `lbpbench train` run folder (`run_learner`), on tasks drawn
     from `seed` (default: the fixed evaluation tasks every run is scored on); also says which file
     the learner came from."""
-    saved, source = run_learner(run_dir)
-    path = Path(run_dir) / source.split(" ")[0]
+    saved, path, source = run_learner(run_dir)
     try:
         config = RunConfig.from_dict(saved["config"])
     except (TypeError, ValueError) as exc:
