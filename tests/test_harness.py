@@ -470,6 +470,30 @@ def test_eval_of_an_unfinished_run_uses_its_checkpoint(tmp_path):
     assert a["steps"] == b["steps"]
 
 
+def test_eval_reads_a_checkpoint_written_before_schema_2(tmp_path):
+    """Long runs started under schema 1 (network state + prior, flat config.json) still evaluate."""
+    from lbpbench.harness.members import NET
+
+    out = tmp_path / "run"
+    args = ["--message-size", "4", "--hidden-size", "4", "--mlp-widths", "32,16", "--eval-tasks", "3"]
+    trained = CliRunner().invoke(main, ["train", "--steps", "2", *args, "--quiet", "--out", str(out)])
+    assert trained.exit_code == 0, trained.output
+    finished = json.loads(CliRunner().invoke(main, ["eval", str(out), "--json"]).output)
+    state = torch.load(out / "checkpoint.pt", weights_only=False)
+    tensors = {**state["weights"], **state["fixed"]}
+    old = {"net": {k[len(NET):]: v for k, v in tensors.items() if k.startswith(NET)}, "prior": {},
+           "step": state["step"], "history": state["history"], "diverged": False}
+    torch.save(old, out / "checkpoint.pt")
+    (out / "config.json").write_text(json.dumps(json.loads((out / "config.json").read_text())["config"]))
+    (out / "learner.pt").unlink()
+    result = CliRunner().invoke(main, ["eval", str(out), "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["steps"] == finished["steps"]
+    (out / "config.json").unlink()
+    result = CliRunner().invoke(main, ["eval", str(out), "--json"])
+    assert result.exit_code != 0 and "predates schema 2" in result.output
+
+
 def test_progress_export_reads_an_unfinished_run(tmp_path):
     from lbpbench.harness.progress import progress_frame
 

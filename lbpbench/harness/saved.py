@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,9 @@ def run_learner(run_dir: Path) -> tuple[dict[str, Any], Path, str]:
     checkpoint = Path(run_dir) / "checkpoint.pt"
     if not checkpoint.is_file():
         raise FileNotFoundError(f"no learner.pt or checkpoint.pt in {run_dir}: not an lbpbench train run")
+    state = _load_learner(checkpoint, keys=())
+    if "weights" not in state:  # schema 1: network state and prior as saved; settings in config.json
+        return _schema1_payload(run_dir, checkpoint, state), checkpoint, _unfinished(state)
     state = _load_learner(checkpoint, keys=("config", "weights", "fixed"))
     tensors = {**state["weights"], **state["fixed"]}
     payload = {
@@ -31,7 +35,28 @@ def run_learner(run_dir: Path) -> tuple[dict[str, Any], Path, str]:
         "net": {k[len(NET):]: v for k, v in tensors.items() if k.startswith(NET)},
         "prior": {k[len(PRIOR):]: v for k, v in tensors.items() if k.startswith(PRIOR)},
     }
-    return payload, checkpoint, f"checkpoint.pt (unfinished, meta-step {state.get('step')})"
+    return payload, checkpoint, _unfinished(state)
+
+
+def _unfinished(state: dict[str, Any]) -> str:
+    return f"checkpoint.pt (unfinished, meta-step {state.get('step')})"
+
+
+def _schema1_payload(run_dir: Path, checkpoint: Path, state: dict[str, Any]) -> dict[str, Any]:
+    """learner.pt's payload from a checkpoint written before schema 2 (long runs started then still
+    resume from one), with the run's settings from its config.json."""
+    if not isinstance(state.get("net"), dict):
+        raise ValueError(f"{checkpoint}: not a learner file (expected a dict with 'weights' or 'net')")
+    config_file = Path(run_dir) / "config.json"
+    try:
+        written = json.loads(config_file.read_text())
+        config = written.get("config", written)  # early config.json files held the settings flat
+        config["task"]
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise ValueError(f"{checkpoint} predates schema 2 and needs the run's settings from "
+                         f"{config_file} ({_one_line(exc)[:200]})") from None
+    prior = {k.replace("/", "."): v for k, v in (state.get("prior") or {}).items()}
+    return {"config": config, "net": state["net"], "prior": prior}
 
 
 def evaluate_run_dir(
