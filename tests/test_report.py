@@ -642,3 +642,38 @@ def results_dir_of(tmp_path: Path, rows: list[dict]) -> Path:
     pd.DataFrame({"run_id": ["0"], "phase": ["eval"], "step": [0], "metric": ["eval_loss"],
                   "value": [0.1]}).to_parquet(tmp_path / "curves.parquet")
     return tmp_path
+
+
+def test_regions_table_counts_centre_arc_runs(tmp_path: Path) -> None:
+    """Final-step centre/outer losses per configuration; the signature is outer >= 2 x centre."""
+    from lbpbench.harness.config import RunConfig
+    from lbpbench.report.regions import ARC_COLUMN, regions_table
+
+    configs = [RunConfig(message_size=k, seed=s) for k in (1, 8) for s in (0, 1, 2)]
+    rows = [{**c.to_dict(), "method": c.method, "baseline": "", "run_id": f"k{c.message_size}s{c.seed}",
+             "status": "ok", "final": 0.1, "metric": "eval_loss"} for c in configs]
+    # k=1: outer/centre = 3, 1.5, 2 (two arcs, 2.0 counts); k=8: 1.0 everywhere. Step 5 is the last
+    # step; step 4's values (all arcs) must be ignored.
+    ratios = {"k1s0": 3.0, "k1s1": 1.5, "k1s2": 2.0, "k8s0": 1.0, "k8s1": 1.0, "k8s2": 1.0}
+    curve_rows = []
+    for run_id, ratio in ratios.items():
+        for step, r in ((4, 10.0), (5, ratio)):
+            curve_rows += [{"run_id": run_id, "phase": "eval", "step": step, "metric": "eval_loss_centre",
+                            "value": 0.01},
+                           {"run_id": run_id, "phase": "eval", "step": step, "metric": "eval_loss_outer",
+                            "value": 0.01 * r}]
+    runs, curves = normalise_runs(pd.DataFrame(rows)), pd.DataFrame(curve_rows)
+    table = regions_table(runs, curves, ["task", "method", "message_size"]).set_index("configuration")
+    k1, k8 = table.loc["stateful/mean message_size=1"], table.loc["stateful/mean message_size=8"]
+    assert k1[ARC_COLUMN] == "2 of 3" and k8[ARC_COLUMN] == "0 of 3"
+    assert k1["outer / centre"] == pytest.approx((3.0 + 1.5 + 2.0) / 3)
+    assert k1["outer loss"] == pytest.approx(0.01 * (3.0 + 1.5 + 2.0) / 3) and k1["centre loss"] == 0.01
+    pd.DataFrame(rows).to_parquet(tmp_path / "runs.parquet")
+    curves.to_parquet(tmp_path / "curves.parquet")
+    report = render_markdown(build_report(tmp_path))
+    assert "## Where the error sits" in report and "2 of 3" in report
+    assert regions_table(runs, curves[curves["metric"] == "eval_loss_centre"], ["task", "method"]).empty
+
+
+def test_reports_without_regions_have_no_regions_section(results_dir: Path) -> None:
+    assert "Where the error sits" not in render_markdown(build_report(results_dir))

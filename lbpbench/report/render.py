@@ -21,6 +21,7 @@ from lbpbench.errors import exception_line
 from lbpbench.report.figures import ReportFigure, all_figures
 from lbpbench.report.load import load_results
 from lbpbench.report.quality import targets_table
+from lbpbench.report.regions import REGIONS_HEADING, REGIONS_INTRO, regions_table
 from lbpbench.report.settings import SETTINGS_HEADING, SETTINGS_INTRO, settings_table
 from lbpbench.report.tables import (
     Summary,
@@ -49,6 +50,7 @@ class Report:
     alerts: list[str] = field(default_factory=list)
     preface: str = ""  # the author's written findings (Markdown), shown first
     settings: pd.DataFrame | None = None  # how each configuration was trained (report.settings)
+    regions: pd.DataFrame | None = None  # centre against edges, where runs recorded it (report.regions)
 
 
 @dataclass
@@ -147,6 +149,7 @@ def build_report(
         environment=environment(runs),
         alerts=alerts,
         settings=settings_table(runs, curves),
+        regions=regions_table(runs, curves, summary.keys),
     )
 
 
@@ -184,6 +187,10 @@ def _settings(report: Report) -> pd.DataFrame:
     return report.settings if report.settings is not None else settings_table(report.runs)
 
 
+def _has_regions(report: Report) -> bool:
+    return report.regions is not None and not report.regions.empty
+
+
 def render_markdown(report: Report) -> str:
     """`report.md`: the same content as the HTML, with figures linked from `figures/`."""
     out = [f"# {report.title}", "", f"Results: `{report.source}` — {_status_line(report.runs)}.", ""]
@@ -196,6 +203,8 @@ def render_markdown(report: Report) -> str:
     out += [to_markdown(targets) if len(targets) else "None: no task has a target.\n"]
     out += [f"- {n}" for n in report.summary.notes] + [""]
     out += [f"## {SETTINGS_HEADING}", "", SETTINGS_INTRO, "", to_markdown(_settings(report))]
+    if _has_regions(report):
+        out += [f"## {REGIONS_HEADING}", "", REGIONS_INTRO, "", to_markdown(report.regions)]
     out += ["## Failed and diverged runs", ""]
     if report.failures.empty:
         out += ["None.", ""]
@@ -287,6 +296,9 @@ def render_html(report: Report) -> str:
     body += ["<ul class='note'>"] + [f"<li>{e(n)}</li>" for n in report.summary.notes] + ["</ul>"]
     body += [f"<h2>{e(SETTINGS_HEADING)}</h2>", f"<p class='note'>{e(SETTINGS_INTRO.replace('`', ''))}</p>",
              _html_table(_settings(report), "settings")]
+    if _has_regions(report):
+        body += [f"<h2>{e(REGIONS_HEADING)}</h2>", f"<p class='note'>{e(REGIONS_INTRO)}</p>",
+                 _html_table(report.regions, "regions")]
     body += ["<h2>Failed and diverged runs</h2>"]
     body.append(
         "<p>None.</p>"
@@ -342,6 +354,7 @@ def write_report(report: Report, out_dir: str | Path) -> ReportFiles:
             "failures": report.failures,
             "targets": targets_table(report.summary.targets),
             "time_to_target": report.summary.time_to_target,
+            **({"regions": report.regions} if _has_regions(report) else {}),
         },
         out / "tables",
         display={

@@ -82,7 +82,7 @@ def group_metric(g: pd.DataFrame) -> str:
     return names[0] if names else "n/a"
 
 
-def _sorted_groups(runs: pd.DataFrame, keys: list[str]) -> list[tuple[tuple, pd.DataFrame]]:
+def sorted_groups(runs: pd.DataFrame, keys: list[str]) -> list[tuple[tuple, pd.DataFrame]]:
     groups = list(runs.groupby(keys, dropna=False, sort=False))
     groups = [(k if isinstance(k, tuple) else (k,), g) for k, g in groups]
 
@@ -111,7 +111,7 @@ def summarise(
     chosen, target_notes = choose_targets(runs, targets)
     per_run = time_to_target(runs, curves, chosen)
     rows = []
-    for values, g in _sorted_groups(runs, keys):
+    for values, g in sorted_groups(runs, keys):
         row = dict(zip(keys, values, strict=True))
         ok = g[g["status"] == "ok"]
         finals = ok["final"].to_numpy(dtype=float)
