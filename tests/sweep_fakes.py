@@ -8,7 +8,8 @@ Behaviour is driven by environment variables so that every process sees the same
   status "failed" instead of raising;
 - LBPBENCH_FAKE_DIVERGE="2": seeds that diverge;
 - LBPBENCH_FAKE_SLEEP=0.5: seconds each run sleeps (between its start and end markers);
-- LBPBENCH_FAKE_MARKER=/path: each run appends "start <run_id> <pid>" and "end <run_id> <pid>".
+- LBPBENCH_FAKE_MARKER=/path: each run appends "start <run_id> <pid>" and "end <run_id> <pid>";
+- LBPBENCH_FAKE_INTERRUPT="2": seeds whose run is interrupted (KeyboardInterrupt, as Ctrl-C).
 """
 
 from __future__ import annotations
@@ -72,6 +73,8 @@ def fake_runner(config: Any, out_dir: Path) -> FakeResult:
     if sleep:
         time.sleep(sleep)
     (out_dir / "learner.pt").write_bytes(b"fake weights")  # the harness may write extra files
+    if config.seed in _seeds("LBPBENCH_FAKE_INTERRUPT"):
+        raise KeyboardInterrupt
     if config.seed in _seeds("LBPBENCH_FAKE_FAIL"):
         _mark("end", out_dir)
         if os.environ.get("LBPBENCH_FAKE_FAIL_MODE") == "return":

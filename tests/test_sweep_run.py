@@ -178,6 +178,21 @@ def test_interrupted_run_without_status_is_rerun(env: Path) -> None:
     assert not list(store.run_dir(victim).glob(".*.tmp"))
 
 
+def test_interrupted_sweep_lists_its_finished_runs(env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ctrl-C (or SIGTERM) mid-sweep: exit 130, and runs.parquet/curves.parquet already hold the runs
+    that finished, so a study spanning sessions can be reported between them."""
+    monkeypatch.setenv("LBPBENCH_FAKE_INTERRUPT", "2")
+    result = sweep()
+    assert result.exit_code == 130 and "interrupted" in result.output, result.output
+    finished = ends(env / "marker.txt")
+    runs = pd.read_parquet(env / "out" / "runs.parquet")
+    assert sorted(runs["run_id"]) == sorted(finished) and len(finished) >= 2
+    assert set(pd.read_parquet(env / "out" / "curves.parquet")["run_id"]) == set(finished)
+    monkeypatch.delenv("LBPBENCH_FAKE_INTERRUPT")
+    assert sweep().exit_code == 0
+    assert len(pd.read_parquet(env / "out" / "runs.parquet")) == N_RUNS
+
+
 def test_process_pool_executor(env: Path) -> None:
     result = sweep("--workers", "2")
     assert result.exit_code == 0, result.output

@@ -177,8 +177,9 @@ def run_command(spec_path: str | None, overrides: tuple[str, ...], executor: str
         click.echo(f"error: {exc}", err=True)
         sys.exit(EXIT_LOCKED)
     except KeyboardInterrupt:
-        click.echo(f"\ninterrupted: finished runs are kept in {results.root}; runs in progress saved their "
-                   "checkpoints and resume on the next `lbpbench sweep run` of this spec", err=True)
+        click.echo(f"\ninterrupted: finished runs are kept in {results.root} (runs.parquet lists them, "
+                   "for `lbpbench report`); runs in progress saved their checkpoints and resume on the "
+                   "next `lbpbench sweep run` of this spec", err=True)
         sys.exit(EXIT_INTERRUPTED)
     if not no_report:
         _write_report(results.root, spec.name, out=report_dir(spec.name, out_dir))
@@ -242,7 +243,13 @@ def _run_locked(spec: SweepSpec, planned: list[tuple[str, dict[str, Any], dict[s
         if to_run:
             jobs = seed_groups(to_run, runner)
             executor_ = make_executor(executor, min(workers, len(jobs)), address)
-            stopped_early = not executor_.run(jobs, runner, on_done, fail_fast=fail_fast)
+            try:
+                stopped_early = not executor_.run(jobs, runner, on_done, fail_fast=fail_fast)
+            except KeyboardInterrupt:  # a study that spans sessions stays reportable between them
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", store_mod.CorruptRunWarning)
+                    results.merge(spec.name, run_ids)
+                raise
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", store_mod.CorruptRunWarning)
         runs_df, _ = results.merge(spec.name, run_ids)
