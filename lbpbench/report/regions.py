@@ -8,9 +8,10 @@ row per configuration and counts the runs that show the signature.
 
 The signature was fixed before any ablation run was read: **outer loss ≥ 2 × centre loss after the
 last inner step** (`CENTRE_ARC_RATIO`). Reference points, from `lbpbench eval` on learners outside
-any study (fixed evaluation tasks): a network that predicts zero ≈ 1.0 (a sinusoid's power is the
-same in both regions), the released learner 1.58, the `sinusoid-5x10-fast` zoo learner 1.27, the
-paper-recipe learner on its 0.018 plateau 0.92 (weak, but evenly so).
+any study (fixed evaluation tasks; results/ablation/centre_arc_references.txt): the untrained network
+before any step 0.98 (a sinusoid's power is about the same in both regions), the released learner
+1.58, the `sinusoid-5x10-fast` zoo learner 1.27, the paper-recipe learner on its 0.018 plateau 0.92
+(weak, but evenly so).
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ REGIONS_INTRO = (
     "Per configuration, the loss after the last inner step on the evaluation points with |x| < 2.5 "
     "(centre) and the rest (outer), their ratio outer / centre (mean over seeds, 95 % bootstrap CI), "
     f"and how many runs show MPLP appendix B's 'centre arc': outer ≥ {CENTRE_ARC_RATIO:g} × centre. "
-    "For scale: a network predicting zero ≈ 1.0, the released learner 1.58."
+    "For scale: the untrained network before any step 0.98, the released learner 1.58."
 )
 
 
