@@ -591,3 +591,30 @@ def test_region_losses_split_the_eval_loss_by_x():
     assert got["eval_loss_centre"].numpy() == pytest.approx(err[:, inner].mean(1), rel=1e-5)
     assert got["eval_loss_outer"].numpy() == pytest.approx(err[:, ~inner].mean(1), rel=1e-5)
     assert got["eval_loss"].numpy() == pytest.approx(err.mean(1), rel=1e-5)
+
+
+def test_task_average_loss_is_the_best_single_curve():
+    """eval_loss_task_average: the held-out loss of the mean target per point, the best prediction
+    that ignores the task (the sinusoid plateau); constant over inner steps, and no single curve
+    does better on the evaluation tasks."""
+    import numpy as np
+
+    from lbpbench.harness.evaluate import EVAL_SEED, task_average_loss
+    from lbpbench.tasks.sinusoid import SinusoidFamily
+
+    family = SinusoidFamily()
+    member = ProtocolMember(RunConfig(**TINY))
+    ev = evaluate(member.net, family, LearnedStepper(member.net), n_tasks=4, steps=2)
+    average = ev.per_task["eval_loss_task_average"]
+    assert average.shape == (4, 3) and (average == average[:, :1]).all()
+    tasks = family.sample(4, torch.Generator().manual_seed(EVAL_SEED), split="eval")
+    y = tasks.eval_y[..., 0].double().numpy()
+    expected = 0.5 * ((y - y.mean(0)) ** 2).mean(1)
+    assert average[:, 0] == pytest.approx(expected, rel=1e-5)
+    net = member.net.optimizee
+    for shift in (-0.1, 0.05):  # any other single curve is worse on average over the tasks
+        other = torch.as_tensor(y.mean(0) + shift, dtype=torch.float32)[None, :, None].expand(4, -1, -1)
+        assert float(net.loss_node.element_loss(other, tasks.eval_y).mean()) > float(expected.mean())
+    shifted = tasks.eval_x + torch.arange(4.0)[:, None, None]  # tasks seen at different points
+    assert task_average_loss(net, shifted, tasks.eval_y) is None
+    assert np.isfinite(expected).all()

@@ -647,7 +647,7 @@ def results_dir_of(tmp_path: Path, rows: list[dict]) -> Path:
 def test_regions_table_counts_centre_arc_runs(tmp_path: Path) -> None:
     """Final-step centre/outer losses per configuration; the signature is outer >= 2 x centre."""
     from lbpbench.harness.config import RunConfig
-    from lbpbench.report.regions import ARC_COLUMN, regions_table
+    from lbpbench.report.regions import ARC_COLUMN, AVERAGE_COLUMN, regions_table
 
     configs = [RunConfig(message_size=k, seed=s) for k in (1, 8) for s in (0, 1, 2)]
     rows = [{**c.to_dict(), "method": c.method, "baseline": "", "run_id": f"k{c.message_size}s{c.seed}",
@@ -655,17 +655,20 @@ def test_regions_table_counts_centre_arc_runs(tmp_path: Path) -> None:
     # k=1: outer/centre = 3, 1.5, 2 (two arcs, 2.0 counts); k=8: 1.0 everywhere. Step 5 is the last
     # step; step 4's values (all arcs) must be ignored.
     ratios = {"k1s0": 3.0, "k1s1": 1.5, "k1s2": 2.0, "k8s0": 1.0, "k8s1": 1.0, "k8s2": 1.0}
+    # final eval loss against the task-average curve's 0.02 (0.9x = 0.018): k1s0 0.019 and k1s1
+    # 0.0181 are no better, the rest (0.005, 0.0179) are; step 4 (all no better) must be ignored
+    finals = {"k1s0": 0.019, "k1s1": 0.0181, "k1s2": 0.005, "k8s0": 0.0179, "k8s1": 0.005, "k8s2": 0.005}
     curve_rows = []
     for run_id, ratio in ratios.items():
-        for step, r in ((4, 10.0), (5, ratio)):
-            curve_rows += [{"run_id": run_id, "phase": "eval", "step": step, "metric": "eval_loss_centre",
-                            "value": 0.01},
-                           {"run_id": run_id, "phase": "eval", "step": step, "metric": "eval_loss_outer",
-                            "value": 0.01 * r}]
+        for step, r, final in ((4, 10.0, 0.05), (5, ratio, finals[run_id])):
+            curve_rows += [{"run_id": run_id, "phase": "eval", "step": step, "metric": metric, "value": value}
+                           for metric, value in (("eval_loss_centre", 0.01), ("eval_loss_outer", 0.01 * r),
+                                                 ("eval_loss", final), ("eval_loss_task_average", 0.02))]
     runs, curves = normalise_runs(pd.DataFrame(rows)), pd.DataFrame(curve_rows)
     table = regions_table(runs, curves, ["task", "method", "message_size"]).set_index("configuration")
     k1, k8 = table.loc["stateful/mean message_size=1"], table.loc["stateful/mean message_size=8"]
     assert k1[ARC_COLUMN] == "2 of 3" and k8[ARC_COLUMN] == "0 of 3"
+    assert k1[AVERAGE_COLUMN] == "2 of 3" and k8[AVERAGE_COLUMN] == "0 of 3"
     assert k1["outer / centre"] == pytest.approx((3.0 + 1.5 + 2.0) / 3)
     assert k1["outer loss"] == pytest.approx(0.01 * (3.0 + 1.5 + 2.0) / 3) and k1["centre loss"] == 0.01
     pd.DataFrame(rows).to_parquet(tmp_path / "runs.parquet")
@@ -673,6 +676,8 @@ def test_regions_table_counts_centre_arc_runs(tmp_path: Path) -> None:
     report = render_markdown(build_report(tmp_path))
     assert "## Where the error sits" in report and "2 of 3" in report
     assert regions_table(runs, curves[curves["metric"] == "eval_loss_centre"], ["task", "method"]).empty
+    older = curves[curves["metric"] != "eval_loss_task_average"]  # runs from before it was recorded
+    assert set(regions_table(runs, older, ["task", "method"])[AVERAGE_COLUMN]) == {"not recorded"}
 
 
 def test_reports_without_regions_have_no_regions_section(results_dir: Path) -> None:

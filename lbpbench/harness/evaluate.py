@@ -92,6 +92,17 @@ def step_metrics(
     return metrics
 
 
+def task_average_loss(net: Optimizee, eval_x: Tensor, eval_y: Tensor) -> Tensor | None:
+    """Per task [n], the held-out loss of the best single curve for all tasks: the mean target over
+    the tasks at each point. Why: a learner whose 5-step fit is no better than this ignores what it
+    was shown — the sinusoid's 0.018 plateau is this curve, a centre arc 2·mean(A)·cos(x)/π (MPLP
+    appendix B's "stuck fitting a centre arc"). None when tasks are evaluated at different points."""
+    if eval_x.shape[0] < 2 or not torch.equal(eval_x, eval_x[:1].expand_as(eval_x)):
+        return None
+    average = eval_y.mean(0, keepdim=True).expand_as(eval_y)
+    return net.loss_node.element_loss(average, eval_y).flatten(1).mean(1)
+
+
 @dataclass
 class Evaluation:
     per_task: dict[str, np.ndarray]  # metric -> [n_tasks, steps + 1] (train_loss: NaN at step 0)
@@ -159,6 +170,7 @@ def evaluate(
     tasks: TaskBatch = with_steps(family, steps).sample(n_tasks, generator, split=split).to(device)
     init = net.init_params(n_tasks, generator)
     classification = family.metric == "eval_accuracy"
+    task_average = None if classification else task_average_loss(net, tasks.eval_x, tasks.eval_y)
     chunk = _chunk_size(net, stepper, family.batch_size, n_tasks)
     collected: dict[str, list[np.ndarray]] = {}
     for start in range(0, n_tasks, chunk):
@@ -176,12 +188,16 @@ def evaluate(
             k: [v] for k, v in step_metrics(net, params, ex, ey, classification, regions).items()
         }
         per_step["train_loss"] = [torch.full((n,), float("nan"), device=tx.device)]
+        if task_average is not None:
+            per_step["eval_loss_task_average"] = [task_average[sl]]
         for s in range(steps):
             x, y = tx[:, s % tx.shape[1]], ty[:, s % ty.shape[1]]
             params, state = stepper.step(params, state, x, y)
             for k, v in step_metrics(net, params, ex, ey, classification, regions).items():
                 per_step[k].append(v)
             per_step["train_loss"].append(net.loss(params, x, y))
+            if task_average is not None:
+                per_step["eval_loss_task_average"].append(task_average[sl])
         for k, values in per_step.items():
             collected.setdefault(k, []).append(torch.stack(values, dim=1).float().cpu().numpy())
     return Evaluation({k: np.concatenate(v, axis=0) for k, v in collected.items()})
