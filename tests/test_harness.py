@@ -595,10 +595,8 @@ def test_region_losses_split_the_eval_loss_by_x():
 
 def test_task_average_loss_is_the_best_single_curve():
     """eval_loss_task_average: the held-out loss of the mean target per point, the best prediction
-    that ignores the task (the sinusoid plateau); constant over inner steps, and no single curve
-    does better on the evaluation tasks."""
-    import numpy as np
-
+    that ignores the task (the sinusoid plateau); constant over inner steps, undefined when tasks
+    are evaluated at different points."""
     from lbpbench.harness.evaluate import EVAL_SEED, task_average_loss
     from lbpbench.tasks.sinusoid import SinusoidFamily
 
@@ -612,9 +610,5 @@ def test_task_average_loss_is_the_best_single_curve():
     expected = 0.5 * ((y - y.mean(0)) ** 2).mean(1)
     assert average[:, 0] == pytest.approx(expected, rel=1e-5)
     net = member.net.optimizee
-    for shift in (-0.1, 0.05):  # any other single curve is worse on average over the tasks
-        other = torch.as_tensor(y.mean(0) + shift, dtype=torch.float32)[None, :, None].expand(4, -1, -1)
-        assert float(net.loss_node.element_loss(other, tasks.eval_y).mean()) > float(expected.mean())
     shifted = tasks.eval_x + torch.arange(4.0)[:, None, None]  # tasks seen at different points
     assert task_average_loss(net, shifted, tasks.eval_y) is None
-    assert np.isfinite(expected).all()

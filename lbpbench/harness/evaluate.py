@@ -188,16 +188,14 @@ def evaluate(
             k: [v] for k, v in step_metrics(net, params, ex, ey, classification, regions).items()
         }
         per_step["train_loss"] = [torch.full((n,), float("nan"), device=tx.device)]
-        if task_average is not None:
-            per_step["eval_loss_task_average"] = [task_average[sl]]
         for s in range(steps):
             x, y = tx[:, s % tx.shape[1]], ty[:, s % ty.shape[1]]
             params, state = stepper.step(params, state, x, y)
             for k, v in step_metrics(net, params, ex, ey, classification, regions).items():
                 per_step[k].append(v)
             per_step["train_loss"].append(net.loss(params, x, y))
-            if task_average is not None:
-                per_step["eval_loss_task_average"].append(task_average[sl])
+        if task_average is not None:  # a property of the tasks: the same after every step
+            per_step["eval_loss_task_average"] = [task_average[sl]] * (steps + 1)
         for k, values in per_step.items():
             collected.setdefault(k, []).append(torch.stack(values, dim=1).float().cpu().numpy())
     return Evaluation({k: np.concatenate(v, axis=0) for k, v in collected.items()})

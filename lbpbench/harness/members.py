@@ -213,7 +213,7 @@ class Member:
                     "the checkpoint was written by a run with other settings ("
                     + "; ".join(differences) + "); use another output folder"
                 )
-        weights = state["weights"] if "weights" in state else _schema1_weights(state)
+        weights = state["weights"] if "weights" in state else schema1_weights(state)
         missing = sorted(set(self.trainable()) - set(weights))
         if missing:
             raise CheckpointMismatch(f"the checkpoint lacks {', '.join(missing[:5])}")
@@ -230,7 +230,7 @@ class Member:
         self.cause = state.get("cause")
 
 
-def _schema1_weights(state: dict[str, Any]) -> dict[str, Tensor]:
+def schema1_weights(state: dict[str, Any]) -> dict[str, Tensor]:
     """Trainable weights of a checkpoint written before schema 2 (net state + prior by "/" keys)."""
     weights = {NET + k: v for k, v in state.get("net", {}).items()}
     weights.update({PRIOR + k.replace("/", "."): v for k, v in (state.get("prior") or {}).items()})

@@ -11,7 +11,15 @@ import torch
 
 from lbpbench.harness.config import RunConfig
 from lbpbench.harness.evaluate import EVAL_SEED, Evaluation, LearnedStepper, evaluate
-from lbpbench.harness.members import NET, PRIOR, learner_network, make_family, network_spec, resolve_registry
+from lbpbench.harness.members import (
+    NET,
+    PRIOR,
+    learner_network,
+    make_family,
+    network_spec,
+    resolve_registry,
+    schema1_weights,
+)
 from lbpbench.protocol.checkpoint import network_for_checkpoint
 
 
@@ -26,37 +34,31 @@ def run_learner(run_dir: Path) -> tuple[dict[str, Any], Path, str]:
     if not checkpoint.is_file():
         raise FileNotFoundError(f"no learner.pt or checkpoint.pt in {run_dir}: not an lbpbench train run")
     state = _load_learner(checkpoint, keys=())
-    if "weights" not in state:  # schema 1: network state and prior as saved; settings in config.json
-        return _schema1_payload(run_dir, checkpoint, state), checkpoint, _unfinished(state)
-    state = _load_learner(checkpoint, keys=("config", "weights", "fixed"))
-    tensors = {**state["weights"], **state["fixed"]}
+    if "weights" in state:
+        _check_keys(state, checkpoint, ("config", "weights", "fixed"))
+        config, tensors = state["config"], {**state["weights"], **state["fixed"]}
+    else:  # schema 1 (long runs started then still resume from one): settings in config.json
+        _check_keys(state, checkpoint, ("net",))
+        config, tensors = _config_json(run_dir, checkpoint), schema1_weights(state)
     payload = {
-        "config": state["config"],
+        "config": config,
         "net": {k[len(NET):]: v for k, v in tensors.items() if k.startswith(NET)},
         "prior": {k[len(PRIOR):]: v for k, v in tensors.items() if k.startswith(PRIOR)},
     }
-    return payload, checkpoint, _unfinished(state)
+    return payload, checkpoint, f"checkpoint.pt (unfinished, meta-step {state.get('step')})"
 
 
-def _unfinished(state: dict[str, Any]) -> str:
-    return f"checkpoint.pt (unfinished, meta-step {state.get('step')})"
-
-
-def _schema1_payload(run_dir: Path, checkpoint: Path, state: dict[str, Any]) -> dict[str, Any]:
-    """learner.pt's payload from a checkpoint written before schema 2 (long runs started then still
-    resume from one), with the run's settings from its config.json."""
-    if not isinstance(state.get("net"), dict):
-        raise ValueError(f"{checkpoint}: not a learner file (expected a dict with 'weights' or 'net')")
+def _config_json(run_dir: Path, checkpoint: Path) -> dict[str, Any]:
+    """The run settings in a run folder's config.json (early ones held them flat)."""
     config_file = Path(run_dir) / "config.json"
     try:
         written = json.loads(config_file.read_text())
-        config = written.get("config", written)  # early config.json files held the settings flat
+        config = written.get("config", written)
         config["task"]
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
         raise ValueError(f"{checkpoint} predates schema 2 and needs the run's settings from "
                          f"{config_file} ({_one_line(exc)[:200]})") from None
-    prior = {k.replace("/", "."): v for k, v in (state.get("prior") or {}).items()}
-    return {"config": config, "net": state["net"], "prior": prior}
+    return config
 
 
 def evaluate_run_dir(
@@ -112,9 +114,15 @@ def _load_learner(path: Path, keys: tuple[str, ...] = ("config", "net")) -> dict
     except Exception as exc:  # noqa: BLE001 - truncated, garbage, not a torch file: all say the same
         raise ValueError(f"{path}: damaged or not a learner file ({type(exc).__name__}: "
                          f"{_one_line(exc)[:200]})") from None
-    if not isinstance(saved, dict) or not all(isinstance(saved.get(k), dict) for k in keys):
-        raise ValueError(f"{path}: not a learner file (expected a dict with {', '.join(map(repr, keys))})")
+    if not isinstance(saved, dict):
+        raise ValueError(f"{path}: not a learner file (expected a dict)")
+    _check_keys(saved, path, keys)
     return saved
+
+
+def _check_keys(saved: dict[str, Any], path: Path, keys: tuple[str, ...]) -> None:
+    if not all(isinstance(saved.get(k), dict) for k in keys):
+        raise ValueError(f"{path}: not a learner file (expected a dict with {', '.join(map(repr, keys))})")
 
 
 def load_array(path: Path, what: str) -> np.ndarray:

@@ -62,9 +62,9 @@ def final_regions(runs: pd.DataFrame, curves: pd.DataFrame) -> pd.DataFrame:
         return pd.DataFrame(columns=columns)
     last = rows[rows["step"] == rows.groupby("run_id")["step"].transform("max")]
     wide = last.pivot_table(index="run_id", columns="metric", values="value", aggfunc="last")
-    wide = wide.dropna(subset=[c for c in (CENTRE, OUTER) if c in wide.columns])
     if CENTRE not in wide.columns or OUTER not in wide.columns:
         return pd.DataFrame(columns=columns)
+    wide = wide.dropna(subset=[CENTRE, OUTER])
     wide["ratio"] = wide[OUTER] / wide[CENTRE]
     for column in ("eval_loss", TASK_AVERAGE):  # runs from before the task average was recorded
         if column not in wide.columns:
