@@ -567,6 +567,29 @@ def test_calibration_setting_reaches_the_member():
         RunConfig(calibration="none")
 
 
+def _learner_weights(member: ProtocolMember) -> dict[str, torch.Tensor]:
+    return {n: p.detach().clone() for n, p in member.net.named_parameters() if n.startswith("cores.")}
+
+
+def test_learner_seed_sets_only_the_learners_initial_weights():
+    """learner_seed draws the learner apart from the stream: same learner, other tasks; unset, the seed's."""
+    from lbpbench.sweep.identity import run_id
+
+    plain = ProtocolMember(RunConfig(**TINY, seed=3))
+    same = ProtocolMember(RunConfig(**TINY, seed=3, learner_seed=3))
+    moved = ProtocolMember(RunConfig(**TINY, seed=5, learner_seed=3))
+    assert run_id(RunConfig(**TINY, seed=3)) == run_id(RunConfig(**TINY, seed=3, learner_seed=None))
+    for name, value in _learner_weights(plain).items():
+        assert torch.equal(value, _learner_weights(same)[name]), name
+        assert torch.equal(value, _learner_weights(moved)[name]), name
+    other = ProtocolMember(RunConfig(**TINY, seed=3, learner_seed=4))
+    assert any(not torch.equal(v, _learner_weights(other)[n]) for n, v in _learner_weights(plain).items())
+    (x_plain, *_), (x_moved, *_) = plain.draw()[1], moved.draw()[1]
+    assert not torch.equal(x_plain, x_moved)  # the task stream still follows the seed
+    with pytest.raises(ValueError, match=r"learner_seed must be in \[0, 2\*\*63 - 1\], got -1"):
+        RunConfig(learner_seed=-1)
+
+
 def test_region_losses_split_the_eval_loss_by_x():
     """eval_loss_centre / eval_loss_outer: means over |x| < 2.5 and |x| >= 2.5 (the centre-arc
     signature of MPLP appendix B), checked against numpy on one evaluation."""

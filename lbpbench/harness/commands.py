@@ -48,6 +48,7 @@ FIELD_HELP = {
     "untrained_message_mlp": "The reference's untrained message MLP (stateless learners).",
     "baseline": "Run a baseline (sgd, adam, maml, ...) instead of a learner.",
     "seed": "Seed of learner init, tasks and initialisations.",
+    "learner_seed": "Seed of the learner's initial weights only (default: --seed); the rest follows --seed.",
     "meta_steps": "Meta-training steps.",
     "meta_batch": "Tasks per meta-step (default: the task's).",
     "meta_lr": "Outer Adam learning rate (default: the task's).",

@@ -43,6 +43,7 @@ class RunConfig:
     untrained_message_mlp: bool = False
     baseline: str | None = None
     seed: int = 0
+    learner_seed: int | None = None  # None: `seed`; else the learned protocol's initial weights come from it
     meta_steps: int = 200
     meta_batch: int | None = None  # None: the task's default (4 sinusoid, 1 MNIST)
     meta_lr: float | None = None  # None: the task's default (1e-4 sinusoid, 5e-4 MNIST)
@@ -201,7 +202,7 @@ def validate_fields(data: dict[str, Any]) -> list[str]:
             what = f"every item of {name}" if isinstance(data[name], list | tuple) else name
             if base == "float" and not math.isfinite(v):
                 problems.append(f"{what} must be a finite number, got {shown(v)}")
-            elif base == "int" and name != "seed" and abs(v) > INT_LIMIT:
+            elif base == "int" and name not in ("seed", "learner_seed") and abs(v) > INT_LIMIT:
                 problems.append(f"{what} must be at most {INT_LIMIT:.0e}, got {shown(v)}")
     if problems:
         return problems
@@ -216,8 +217,9 @@ def validate_fields(data: dict[str, Any]) -> list[str]:
         at_least(name, 1, optional=True)
     for name in ("eval_every", "truncation"):
         at_least(name, 0)
-    if "seed" in data and not 0 <= data["seed"] <= SEED_LIMIT:
-        problems.append(f"seed must be in [0, 2**63 - 1], got {shown(data['seed'])}")
+    for name in ("seed", "learner_seed"):
+        if data.get(name) is not None and not 0 <= data[name] <= SEED_LIMIT:
+            problems.append(f"{name} must be in [0, 2**63 - 1], got {shown(data[name])}")
     if data.get("meta_lr") is not None and not data["meta_lr"] > 0:
         problems.append(f"meta_lr must be > 0 (or unset: the task's), got {data['meta_lr']!r}")
     if "hint_weight" in data and not 0 <= data["hint_weight"] <= 1:

@@ -243,7 +243,9 @@ class ProtocolMember(Member):
     def __init__(self, config: RunConfig, registry: Any = None, compile: bool = False) -> None:
         registry = resolve_registry(registry)
         super().__init__(config, registry)
-        torch.manual_seed(config.seed)  # learner initialisation
+        # The learner's initial weights: which draw of them escapes the task-average plateau is a
+        # lottery of its own (results/search/README.md, rounds 5-8), so it can be set apart.
+        torch.manual_seed(config.seed if config.learner_seed is None else config.learner_seed)
         self.net = learner_network(config, network_spec(config, self.family), registry)
         self.optimizee = self.net.optimizee
         passes, blend = defaults.calibration(self.family)
