@@ -164,6 +164,7 @@ def _check_type(name: str, value: Any, annotation: str) -> str | None:
 # Bounds of validate_fields: no setting may ask for more than a machine could ever hold.
 INT_LIMIT = 10**9  # every integer setting (counts, sizes, steps) except the seed
 SEED_LIMIT = 2**63 - 1  # seeds are stored as int64 (runs.parquet) and fed to torch.Generator
+SEED_FIELDS = ("seed", "learner_seed")  # bounded by SEED_LIMIT instead of INT_LIMIT
 MEMORY_LIMIT_GIB = 64  # a configuration whose largest tensor would exceed this is refused up front
 
 
@@ -202,7 +203,7 @@ def validate_fields(data: dict[str, Any]) -> list[str]:
             what = f"every item of {name}" if isinstance(data[name], list | tuple) else name
             if base == "float" and not math.isfinite(v):
                 problems.append(f"{what} must be a finite number, got {shown(v)}")
-            elif base == "int" and name not in ("seed", "learner_seed") and abs(v) > INT_LIMIT:
+            elif base == "int" and name not in SEED_FIELDS and abs(v) > INT_LIMIT:
                 problems.append(f"{what} must be at most {INT_LIMIT:.0e}, got {shown(v)}")
     if problems:
         return problems
@@ -217,7 +218,7 @@ def validate_fields(data: dict[str, Any]) -> list[str]:
         at_least(name, 1, optional=True)
     for name in ("eval_every", "truncation"):
         at_least(name, 0)
-    for name in ("seed", "learner_seed"):
+    for name in SEED_FIELDS:
         if data.get(name) is not None and not 0 <= data[name] <= SEED_LIMIT:
             problems.append(f"{name} must be in [0, 2**63 - 1], got {shown(data[name])}")
     if data.get("meta_lr") is not None and not data["meta_lr"] > 0:
