@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import getpass
+import os
 import shutil
 import sys
+import tempfile
 import tomllib
 from pathlib import Path
 
@@ -13,6 +16,14 @@ import torch
 from lbpbench import registry
 
 REPO = Path(__file__).resolve().parents[1]
+
+# inductor's on-disk cache does not key on a forced instruction set: kernels compiled under
+# ATEN_CPU_CAPABILITY=avx2 abort (or return NaN) when a later default run loads them, and the other
+# way round. A forced-ISA test run therefore compiles into a cache of its own (.ci/run does the same).
+if os.environ.get("ATEN_CPU_CAPABILITY") and not os.environ.get("TORCHINDUCTOR_CACHE_DIR"):
+    ISA_CACHE = f"torchinductor_{getpass.getuser()}_{os.environ['ATEN_CPU_CAPABILITY']}"
+    os.environ["TORCHINDUCTOR_CACHE_DIR"] = str(Path(tempfile.gettempdir()) / ISA_CACHE)
+
 SIGNSGD_SRC = REPO / "plugins" / "lbpbench-signsgd"
 
 
