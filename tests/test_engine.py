@@ -13,6 +13,8 @@ from engine_helpers import batch, reference_dir, small_net
 from lbpbench.cli import main
 from lbpbench.protocol.builder import build_network
 from lbpbench.protocol.checkpoint import export_vector, layout_table, load_vector
+from lbpbench.protocol.gradient_seed import GradientSeedCore
+from lbpbench.protocol.nodes import L2LossNode, Node
 from lbpbench.protocol.piecewise import project_pieces
 from lbpbench.protocol.slots import SlotInfo
 from lbpbench.protocol.stateful import StatefulCore
@@ -312,3 +314,44 @@ def test_calibration_without_standardisation_leaves_inputs_raw_and_still_measure
         assert torch.isfinite(scaling.out_mean).all() and scaling.out_mean.abs().sum() > 0, name
     assert any(not torch.equal(a.out_mean, b.out_mean)
                for a, b in zip(raw.scalings.values(), frozen.scalings.values(), strict=True))
+
+
+@pytest.mark.parametrize("loss", ["l2", "cross_entropy"])
+def test_gradient_loss_rule_sends_the_exact_derivative_in_every_channel(loss):
+    """loss_rule "gradient": the loss node's message is x - t (p - t) in all k channels, it has no
+    weights or statistics, and every other learner still gets a meta-gradient through it."""
+    net = small_net("stateful", loss=loss, loss_rule="gradient")
+    assert not [n for n, _ in net.named_parameters() if n.startswith("cores.loss")]
+    assert "loss" not in net.standardizers
+    x, y = batch(net, n_tasks=2, steps=3, b=4)
+    net.calibrate(x[:1], y[:1])
+    params = net.init_params(2, torch.Generator().manual_seed(0))
+    carries = net.init_carries(2, 4)
+    prediction = net.forward(params, x[:, 0])
+    out = net.inner_step(params, carries, x[:, 0], y[:, 0], trace=True)
+    expected = prediction - y[:, 0]  # dL/dx of ½(t - x)², and dL/dlogits of CE through the softmax
+    assert out.messages["loss"].shape == (*expected.shape, net.message_size)
+    for channel in range(net.message_size):
+        torch.testing.assert_close(out.messages["loss"][..., channel], expected, atol=1e-6, rtol=0)
+    params, carries = out.params, out.carries
+    for s in range(1, 3):
+        out = net.inner_step(params, carries, x[:, s], y[:, s])
+        params, carries = out.params, out.carries
+    net.loss(params, x[:, 0], y[:, 0]).mean().backward()
+    unused = set(net.unused_parameter_names())
+    for name, p in net.named_parameters():
+        if name not in unused:
+            assert p.grad is not None and p.grad.abs().sum() > 0, f"zero meta-gradient at {name}"
+
+
+def test_gradient_loss_rule_refuses_a_loss_node_without_an_exact_derivative_and_unknown_rules():
+    class Opaque(L2LossNode):
+        kind = "opaque_l2"
+        exact_message = Node.exact_message
+
+    spec = NetworkSpec(3, (5, 2), "relu", "identity", "l2")
+    with pytest.raises(ValueError, match="loss_rule must be one of learned, gradient; got 'exact'"):
+        build_network(spec, loss_rule="exact")
+    info = Opaque(name="loss", size=2).slots(3)[0]
+    with pytest.raises(ValueError, match="'opaque_l2' to define exact_message"):
+        GradientSeedCore(info)

@@ -567,6 +567,26 @@ def test_calibration_setting_reaches_the_member():
         RunConfig(calibration="none")
 
 
+def test_loss_rule_setting_reaches_the_member_and_is_part_of_the_learner(tmp_path):
+    """loss_rule "gradient" builds the fixed loss rule; the default keeps every run id; a learner
+    trained with one rule cannot start a run with the other (init_from)."""
+    from lbpbench.harness.members import read_start
+    from lbpbench.protocol.gradient_seed import GradientSeedCore
+    from lbpbench.sweep.identity import run_id
+
+    member = ProtocolMember(RunConfig(**TINY, loss_rule="gradient"))
+    assert isinstance(member.net.cores["loss"], GradientSeedCore)
+    assert not isinstance(ProtocolMember(RunConfig(**TINY)).net.cores["loss"], GradientSeedCore)
+    assert run_id(RunConfig(**TINY)) == run_id(RunConfig(**TINY, loss_rule="learned"))
+    assert run_id(RunConfig(**TINY)) != run_id(RunConfig(**TINY, loss_rule="gradient"))
+    with pytest.raises(ValueError, match="loss_rule must be one of learned, gradient; got 'exact'"):
+        RunConfig(loss_rule="exact")
+    trained_with = RunConfig(**TINY, loss_rule="gradient").to_dict()
+    torch.save({"config": trained_with, "net": {}}, tmp_path / "learner.pt")
+    with pytest.raises(ValueError, match="loss_rule: 'gradient' there, 'learned' here"):
+        read_start(str(tmp_path), RunConfig(**TINY))
+
+
 def _learner_weights(member: ProtocolMember) -> dict[str, torch.Tensor]:
     return {n: p.detach().clone() for n, p in member.net.named_parameters() if n.startswith("cores.")}
 

@@ -14,6 +14,7 @@ from lbpbench.harness.config import (
     CALIBRATIONS,
     DEVICES,
     GRAD_NORMS,
+    LOSS_RULES,
     LR_SCHEDULES,
     META_LOSSES,
     SHARINGS,
@@ -55,6 +56,7 @@ FIELD_HELP = {
     "meta_loss": "mixed: hint + held-out; heldout: MAML-style.",
     "hint_weight": "Weight of the hint loss in the mixed meta-loss.",
     "calibration": "frozen: standardised learner inputs (the paper); no-standardisation: raw inputs.",
+    "loss_rule": "learned: the loss node has a learner (the paper); gradient: it sends x - t (p - t).",
     "lr_schedule": "Meta learning-rate schedule: constant, cosine (to 1 %), step (x0.1 at 1/2, 3/4).",
     "warmup_steps": "Linear warm-up of the meta learning rate over these meta-steps.",
     "grad_norm": "unit (per tensor, the paper), clip (global norm), none (default: the method's).",
@@ -97,7 +99,8 @@ def run_config_options(command: Callable[..., Any]) -> Callable[..., Any]:
     """Decorate a click command with one option per RunConfig field (types and defaults from it)."""
     defaults = RunConfig().to_dict()
     choices = {"sharing": SHARINGS, "meta_loss": META_LOSSES, "device": DEVICES,
-               "lr_schedule": LR_SCHEDULES, "grad_norm": GRAD_NORMS, "calibration": CALIBRATIONS}
+               "lr_schedule": LR_SCHEDULES, "grad_norm": GRAD_NORMS, "calibration": CALIBRATIONS,
+               "loss_rule": LOSS_RULES}
     scalar = {"int": int, "float": float, "str": str}
     for name, annotation in reversed(list(field_types().items())):
         flag = "--" + name.replace("_", "-")

@@ -24,6 +24,7 @@ COMPONENT_FIELDS = {
 META_LOSSES = ("mixed", "heldout")
 LR_SCHEDULES = ("constant", "cosine", "step")
 CALIBRATIONS = ("frozen", "no-standardisation")
+LOSS_RULES = ("learned", "gradient")
 GRAD_NORMS = ("unit", "clip", "none")
 DEVICES = ("cpu", "cuda", "auto")
 
@@ -54,6 +55,7 @@ class RunConfig:
     clip_norm: float = 1.0  # the global gradient norm `grad_norm = "clip"` clips to
     init_from: str | None = None  # a trained run folder (learner.pt) whose learner weights start this run
     calibration: str = "frozen"  # frozen (MPLP.md §4) | no-standardisation (learner inputs left raw)
+    loss_rule: str = "learned"  # learned (MPLP) | gradient (the loss node sends its exact derivative)
     hint_weight: float = 0.7
     truncation: int = 0  # 0: full unroll; n > 0: backpropagate through the last n inner steps only
     checkpointing: bool = False
@@ -246,6 +248,8 @@ def validate_fields(data: dict[str, Any]) -> list[str]:
         problems.append(f"lr_schedule must be one of {', '.join(LR_SCHEDULES)}; got {data['lr_schedule']!r}")
     if data.get("calibration", "frozen") not in CALIBRATIONS:
         problems.append(f"calibration must be one of {', '.join(CALIBRATIONS)}; got {data['calibration']!r}")
+    if data.get("loss_rule", "learned") not in LOSS_RULES:
+        problems.append(f"loss_rule must be one of {', '.join(LOSS_RULES)}; got {data['loss_rule']!r}")
     if data.get("grad_norm") is not None and data["grad_norm"] not in GRAD_NORMS:
         problems.append(f"grad_norm must be one of {', '.join(GRAD_NORMS)}; got {data['grad_norm']!r}")
     at_least("warmup_steps", 0)

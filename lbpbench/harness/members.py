@@ -82,6 +82,7 @@ def learner_network(config: RunConfig, spec: NetworkSpec, registry: Any) -> Mess
         mlp_widths=config.mlp_widths,
         untrained_message_mlp=config.untrained_message_mlp,
         registry=registry,
+        loss_rule=config.loss_rule,
     )
 
 
@@ -340,7 +341,7 @@ class ProtocolMember(Member):
 
 
 LEARNER_SETTINGS = ("learner", "aggregator", "message_size", "hidden_size", "sharing", "mlp_widths",
-                    "untrained_message_mlp", "calibration")
+                    "untrained_message_mlp", "calibration", "loss_rule")
 
 
 def read_start(folder: str, config: RunConfig) -> tuple[dict[str, Any], RunConfig]:

@@ -63,6 +63,7 @@ def build_network(
     untrained_message_mlp: bool = False,
     init_std: float = 0.05,
     registry: Any = None,
+    loss_rule: str = "learned",
     **learner_options: Any,
 ) -> MessagePassingNetwork:
     """A ready network; every bad name or size raises ValueError before anything is built."""
@@ -92,7 +93,7 @@ def build_network(
         check_aggregator(agg, aggregator)
         return agg if isinstance(agg, nn.Module) else _PlainAggregator(agg)
 
-    net = MessagePassingNetwork(nodes, family, make_aggregator, message_size, sharing, init_std)
+    net = MessagePassingNetwork(nodes, family, make_aggregator, message_size, sharing, init_std, loss_rule)
     probe_aggregators(net, aggregator)
     return net
 

@@ -14,11 +14,14 @@ import torch
 from torch import Tensor, nn
 
 from lbpbench.contracts import LearnerFamily
-from lbpbench.protocol.nodes import DenseNode, Node
+from lbpbench.protocol.gradient_seed import GradientSeedCore
+from lbpbench.protocol.nodes import DenseNode, LossNode, Node
 from lbpbench.protocol.sharing import SHARINGS
 from lbpbench.protocol.slots import SlotInfo
 from lbpbench.protocol.standardize import OutputScaling, Standardizer
 from lbpbench.tasks.optimizee import Optimizee
+
+LOSS_RULES = ("learned", "gradient")  # the loss node's learner (MPLP) | its exact derivative (gradient_seed)
 
 
 @dataclass
@@ -43,7 +46,8 @@ class MessagePassingNetwork(nn.Module):
 
     Sharing (MPLP.md §3): `layer` — one learner per node type per layer; `kind` — one per node
     type and slot for the whole network (standardisation and out_scale stay per layer); `all` —
-    like `kind`, and standardisation and out_scale are shared too.
+    like `kind`, and standardisation and out_scale are shared too. `loss_rule = "gradient"` gives
+    the loss node a fixed rule instead of a learner (`GradientSeedCore`).
     """
 
     def __init__(
@@ -54,16 +58,20 @@ class MessagePassingNetwork(nn.Module):
         message_size: int,
         sharing: str = "layer",
         init_std: float = 0.05,
+        loss_rule: str = "learned",
     ) -> None:
         super().__init__()
         if sharing not in SHARINGS:
             raise ValueError(f"sharing must be one of {', '.join(SHARINGS)}; got {sharing!r}")
+        if loss_rule not in LOSS_RULES:
+            raise ValueError(f"loss_rule must be one of {', '.join(LOSS_RULES)}; got {loss_rule!r}")
         self.optimizee = Optimizee(nodes, init_std)
         self.nodes = self.optimizee.nodes
         self.family = family
         self.message_size = message_size
         self.sharing = sharing
         self.init_std = init_std
+        self.loss_rule = loss_rule
         self.cores = nn.ModuleDict()
         self.standardizers = nn.ModuleDict()
         self.scalings = nn.ModuleDict()
@@ -75,10 +83,11 @@ class MessagePassingNetwork(nn.Module):
                 kind_key = f"{info.node_kind}_{info.slot}"
                 core_key = info.key if sharing == "layer" else kind_key
                 own_key = kind_key if sharing == "all" else info.key
+                fixed_rule = loss_rule == "gradient" and isinstance(node, LossNode)
                 if core_key not in self.cores:
-                    self.cores[core_key] = family.make_core(info)
+                    self.cores[core_key] = GradientSeedCore(info) if fixed_rule else family.make_core(info)
                 std_key = scale_key = agg_key = None
-                if family.standardize:
+                if family.standardize and not fixed_rule:
                     std_key = own_key
                     if std_key not in self.standardizers:
                         self.standardizers[std_key] = Standardizer(info.piece_names)

@@ -61,6 +61,7 @@ LEARNED_ONLY = frozenset(
         "checkpointing",
         "learned_prior",
         "calibration",
+        "loss_rule",
     }
 )
 
