@@ -10,6 +10,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
+from lbpbench.protocol.loss_rules import LOSS_RULES
 from lbpbench.protocol.sharing import SHARINGS
 
 # RunConfig field -> registry kind of the component(s) it names (a list field names several).
@@ -24,7 +25,6 @@ COMPONENT_FIELDS = {
 META_LOSSES = ("mixed", "heldout")
 LR_SCHEDULES = ("constant", "cosine", "step")
 CALIBRATIONS = ("frozen", "no-standardisation")
-LOSS_RULES = ("learned", "gradient")
 GRAD_NORMS = ("unit", "clip", "none")
 DEVICES = ("cpu", "cuda", "auto")
 

@@ -1,10 +1,11 @@
 """The loss node's fixed rule `loss_rule = "gradient"`: it sends the element loss's exact
 derivative (x - t for L2, p - t for cross-entropy through the softmax) in every message channel.
 
-Why it exists: with the paper's learned loss node, whether a seed ever leaves the sinusoid's
-task-average plateau was decided by that one learner's random initial weights (about 1 draw in 7
-escaped; results/search/README.md, rounds 5-8). A fixed signed-error seed takes that lottery away
-while every other node keeps its learner.
+Why it exists: whether a seed leaves the sinusoid's task-average plateau looked decided by the
+loss node's initial learner (results/search/README.md, rounds 5-8). With this rule instead, every
+other node keeps its learner; it did not remove that lottery (round 9: 1 of 4 seeds escaped), so
+the loss-node message and the learners reading it decide together. It stays a setting for studies
+of what the loss node's learner contributes (round 10: the MAML-style task).
 """
 
 from __future__ import annotations

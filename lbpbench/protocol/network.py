@@ -15,13 +15,12 @@ from torch import Tensor, nn
 
 from lbpbench.contracts import LearnerFamily
 from lbpbench.protocol.gradient_seed import GradientSeedCore
+from lbpbench.protocol.loss_rules import LOSS_RULES
 from lbpbench.protocol.nodes import DenseNode, LossNode, Node
 from lbpbench.protocol.sharing import SHARINGS
 from lbpbench.protocol.slots import SlotInfo
 from lbpbench.protocol.standardize import OutputScaling, Standardizer
 from lbpbench.tasks.optimizee import Optimizee
-
-LOSS_RULES = ("learned", "gradient")  # the loss node's learner (MPLP) | its exact derivative (gradient_seed)
 
 
 @dataclass
