@@ -11,13 +11,7 @@ import click
 
 from lbpbench.errors import exception_line
 from lbpbench.harness.config import (
-    CALIBRATIONS,
-    DEVICES,
-    GRAD_NORMS,
-    LOSS_RULES,
-    LR_SCHEDULES,
-    META_LOSSES,
-    SHARINGS,
+    CHOICES,
     RunConfig,
     field_types,
     training_differences,
@@ -98,9 +92,6 @@ class _ListOf(click.ParamType):
 def run_config_options(command: Callable[..., Any]) -> Callable[..., Any]:
     """Decorate a click command with one option per RunConfig field (types and defaults from it)."""
     defaults = RunConfig().to_dict()
-    choices = {"sharing": SHARINGS, "meta_loss": META_LOSSES, "device": DEVICES,
-               "lr_schedule": LR_SCHEDULES, "grad_norm": GRAD_NORMS, "calibration": CALIBRATIONS,
-               "loss_rule": LOSS_RULES}
     scalar = {"int": int, "float": float, "str": str}
     for name, annotation in reversed(list(field_types().items())):
         flag = "--" + name.replace("_", "-")
@@ -110,8 +101,8 @@ def run_config_options(command: Callable[..., Any]) -> Callable[..., Any]:
             decls = [f"{flag}/--no-{name.replace('_', '-')}"]
         else:
             decls = [flag, *ALIASES.get(name, ())]
-            if name in choices:
-                kwargs["type"] = click.Choice(choices[name])
+            if name in CHOICES:
+                kwargs["type"] = click.Choice(CHOICES[name])
             elif base.startswith("list["):
                 kwargs["type"] = _ListOf(scalar[base[len("list["):-1]])
                 kwargs["default"] = None if defaults[name] is None else ",".join(map(str, defaults[name]))

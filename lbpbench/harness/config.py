@@ -27,6 +27,9 @@ LR_SCHEDULES = ("constant", "cosine", "step")
 CALIBRATIONS = ("frozen", "no-standardisation")
 GRAD_NORMS = ("unit", "clip", "none")
 DEVICES = ("cpu", "cuda", "auto")
+# Settings that take one of a few names (grad_norm may also be unset: the method's default).
+CHOICES = {"sharing": SHARINGS, "meta_loss": META_LOSSES, "device": DEVICES, "lr_schedule": LR_SCHEDULES,
+           "calibration": CALIBRATIONS, "loss_rule": LOSS_RULES, "grad_norm": GRAD_NORMS}
 
 
 @dataclass
@@ -238,20 +241,9 @@ def validate_fields(data: dict[str, Any]) -> list[str]:
         if not lrs or any(not lr > 0 for lr in lrs):
             problems.append(f"baseline_lrs must be a non-empty list of learning rates > 0 (or unset), "
                             f"got {list(lrs)!r}")
-    if data.get("sharing", "layer") not in SHARINGS:
-        problems.append(f"sharing must be one of {', '.join(SHARINGS)}; got {data['sharing']!r}")
-    if data.get("meta_loss", "mixed") not in META_LOSSES:
-        problems.append(f"meta_loss must be one of {', '.join(META_LOSSES)}; got {data['meta_loss']!r}")
-    if data.get("device", "cpu") not in DEVICES:
-        problems.append(f"device must be one of {', '.join(DEVICES)}; got {data['device']!r}")
-    if data.get("lr_schedule", "constant") not in LR_SCHEDULES:
-        problems.append(f"lr_schedule must be one of {', '.join(LR_SCHEDULES)}; got {data['lr_schedule']!r}")
-    if data.get("calibration", "frozen") not in CALIBRATIONS:
-        problems.append(f"calibration must be one of {', '.join(CALIBRATIONS)}; got {data['calibration']!r}")
-    if data.get("loss_rule", "learned") not in LOSS_RULES:
-        problems.append(f"loss_rule must be one of {', '.join(LOSS_RULES)}; got {data['loss_rule']!r}")
-    if data.get("grad_norm") is not None and data["grad_norm"] not in GRAD_NORMS:
-        problems.append(f"grad_norm must be one of {', '.join(GRAD_NORMS)}; got {data['grad_norm']!r}")
+    for name, allowed in CHOICES.items():
+        if data.get(name) is not None and data[name] not in allowed:
+            problems.append(f"{name} must be one of {', '.join(allowed)}; got {data[name]!r}")
     at_least("warmup_steps", 0)
     if "clip_norm" in data and not data["clip_norm"] > 0:
         problems.append(f"clip_norm must be > 0, got {data['clip_norm']!r}")
