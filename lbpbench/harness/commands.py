@@ -63,6 +63,8 @@ FIELD_HELP = {
     "init_pool": "Initialisations in the fixed pool (default: the task's).",
     "eval_tasks": "Evaluation tasks (fixed set, also used during meta-training).",
     "eval_every": "Meta-steps between evaluations during meta-training (0: only at the end).",
+    "abandon_plateau_at": "Stop a member still on the task-average plateau (eval loss >= 0.9 x the "
+                          "task average) at its first evaluation from this meta-step (0: never).",
     "eval_steps": "Inner steps at evaluation (beyond the trained horizon allowed).",
     "transfer_tasks": "Also evaluate the trained learner on these tasks, comma-separated.",
     "baseline_lrs": "Learning rates a baseline searches, comma-separated (default: its own grid).",

@@ -66,6 +66,7 @@ class RunConfig:
     init_pool: int | None = None  # None: the task's default (128 sinusoid, 16 MNIST)
     eval_tasks: int = 100
     eval_every: int = 0  # meta-steps between evaluations during training; 0: only at the end
+    abandon_plateau_at: int = 0  # 0: never; N: stop a member still on the task-average plateau at N
     eval_steps: int | None = None  # None: the task's inner steps
     transfer_tasks: list[str] = field(default_factory=list)  # also evaluate the trained learner on these
     baseline_lrs: list[float] | None = None  # None: the baseline's own learning-rate grid
@@ -221,8 +222,11 @@ def validate_fields(data: dict[str, Any]) -> list[str]:
         at_least(name, 1)
     for name in ("meta_batch", "init_pool", "eval_steps"):
         at_least(name, 1, optional=True)
-    for name in ("eval_every", "truncation"):
+    for name in ("eval_every", "truncation", "abandon_plateau_at"):
         at_least(name, 0)
+    if data.get("abandon_plateau_at") and data.get("eval_every") == 0:
+        problems.append(f"abandon_plateau_at = {data['abandon_plateau_at']} needs evaluations during "
+                        "meta-training: set eval_every > 0")
     for name in SEED_FIELDS:
         if data.get(name) is not None and not 0 <= data[name] <= SEED_LIMIT:
             problems.append(f"{name} must be in [0, 2**63 - 1], got {shown(data[name])}")

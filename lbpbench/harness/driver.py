@@ -3,7 +3,8 @@
 It steps a `Population` until no member is live. Every member checkpoints through its own
 `CheckpointFiles` (the store's run-folder writer) every `CHECKPOINT_SECONDS`, at the end, and when
 the loop is interrupted (Ctrl-C), so a resumed run continues from where it stopped, mid-training
-evaluations included.
+evaluations included. A member abandoned on the plateau (`harness/plateau.py`) is checkpointed and
+the population is rebuilt without it, so the members that learn no longer pay for it.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any, Protocol
 from tqdm import tqdm
 
 from lbpbench.harness.members import Member
+from lbpbench.harness.plateau import abandon_reason
 from lbpbench.harness.population import Population
 
 CHECKPOINT_SECONDS = 30.0
@@ -66,12 +68,22 @@ def drive(
             rate = (population.step - start_step) / max(1e-9, time.monotonic() - started)
             best = min(metrics[i]["meta_loss"] for i in before)
             bar.set_postfix(meta_loss=f"{best:.4g}", steps_per_s=f"{rate:.2f}")
+            abandoned = False
             for i in before:
                 member = population.members[i]
                 if every and member.step != before[i] and member.step % every == 0:
                     population.sync(i)
-                    member.meta_evals += _rows(member, evaluate(member))
-            if time.monotonic() - last_save > CHECKPOINT_SECONDS:
+                    values = evaluate(member)
+                    member.meta_evals += _rows(member, values)
+                    cause = abandon_reason(member.config.abandon_plateau_at, member.step, values)
+                    if cause is not None:
+                        member.abandon(cause)
+                        abandoned = True
+            if abandoned and population.live():
+                save(population, files)  # the abandoned members' last checkpoint
+                population, files = _without_finished(population, files)
+                last_save = time.monotonic()
+            elif time.monotonic() - last_save > CHECKPOINT_SECONDS:
                 save(population, files)
                 last_save = time.monotonic()
     except KeyboardInterrupt:
@@ -79,7 +91,17 @@ def drive(
         raise
     finally:
         bar.close()
-    save(population, files)
+    save(population, files)  # members dropped by a rebuild were written just before it
+
+
+def _without_finished(
+    population: Population, files: Sequence[CheckpointFiles | None]
+) -> tuple[Population, list[CheckpointFiles | None]]:
+    """The live members as a new population (weights and Adam moments carried over)."""
+    keep = population.live()
+    for i in keep:
+        population.sync(i)
+    return Population([population.members[i] for i in keep]), [files[i] for i in keep]
 
 
 def _rows(member: Member, values: dict[str, float]) -> list[dict[str, Any]]:

@@ -140,6 +140,8 @@ class Member:
         self.train_seconds = 0.0  # wall time spent meta-training (this member's share), across resumes
         self.diverged = False
         self.cause: str | None = None  # why it diverged, naming the component where known
+        self.abandoned_at: int | None = None  # meta-step it stopped at on the plateau (harness/plateau.py)
+        self.abandon_cause: str | None = None
         self.adam_state: dict[int, dict[str, Tensor]] = {}  # by trainable index, from a checkpoint
         self.prior: dict[str, Tensor] | None = None
         self.optimizee: Optimizee
@@ -188,6 +190,16 @@ class Member:
         self.diverged = True
         self.cause = self.cause or cause
 
+    def abandon(self, cause: str) -> None:
+        """Stop meta-training here (still on the plateau); the member is evaluated as it stands."""
+        self.abandoned_at = self.step
+        self.abandon_cause = cause
+
+    @property
+    def still_training(self) -> bool:
+        """Still meta-training: not diverged, not abandoned, steps left."""
+        return not (self.diverged or self.abandoned_at is not None or self.step >= self.config.meta_steps)
+
     def state_dict(self) -> dict[str, Any]:
         return {
             "schema": CHECKPOINT_SCHEMA,
@@ -202,6 +214,8 @@ class Member:
             "train_seconds": self.train_seconds,
             "diverged": self.diverged,
             "cause": self.cause,
+            "abandoned_at": self.abandoned_at,
+            "abandon_cause": self.abandon_cause,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -229,6 +243,8 @@ class Member:
         self.train_seconds = float(state.get("train_seconds", 0.0))
         self.diverged = bool(state["diverged"])
         self.cause = state.get("cause")
+        self.abandoned_at = state.get("abandoned_at")
+        self.abandon_cause = state.get("abandon_cause")
 
 
 def schema1_weights(state: dict[str, Any]) -> dict[str, Tensor]:

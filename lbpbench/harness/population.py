@@ -69,8 +69,8 @@ class Population:
         return len(self.members)
 
     def live(self) -> list[int]:
-        """Members still meta-training (not diverged, steps left)."""
-        return [i for i, m in enumerate(self.members) if not (m.diverged or m.step >= m.config.meta_steps)]
+        """Members still meta-training (not diverged or abandoned, steps left)."""
+        return [i for i, m in enumerate(self.members) if m.still_training]
 
     @property
     def step(self) -> int:

@@ -35,6 +35,7 @@ from lbpbench.harness.members import (
     resolve_device,
     resolve_registry,
 )
+from lbpbench.harness.plateau import abandoned_metrics
 from lbpbench.harness.population import Population, batchable
 from lbpbench.tasks.optimizee import build_optimizee
 
@@ -132,7 +133,7 @@ def run_seed_batch(
         files = [run_files(o) for o in out_dirs]
         members = [make_member(c, registry) for c in configs]
         resume(members, files)
-        if len({m.step for m in members}) > 1:
+        if len({m.step for m in members if m.still_training}) > 1:
             return one_by_one()
         results = _train_and_finish(members, files, progress, registry)
     except Exception:  # noqa: BLE001 - a sweep records failures instead of stopping
@@ -162,10 +163,12 @@ def run_population(
 def _train_and_finish(
     members: list[Member], files: Sequence[CheckpointFiles | None], progress: bool, registry: Any
 ) -> list[RunResult]:
-    population = Population(members)
     config = members[0].config
     desc = config.method if len(members) == 1 else f"{config.method} x{len(members)} seeds"
-    drive(population, files, evaluate=_evaluate_during_training, progress=progress, desc=desc)
+    training = [i for i, m in enumerate(members) if m.still_training] or list(range(len(members)))
+    population = Population([members[i] for i in training])  # resumed abandoned members stay out
+    drive(population, [files[i] for i in training], evaluate=_evaluate_during_training,
+          progress=progress, desc=desc)
     return [_finish(m, f, registry) for m, f in zip(members, files, strict=True)]
 
 
@@ -208,6 +211,7 @@ def _finish(member: Member, files: CheckpointFiles | None, registry: Any) -> Run
     ]
     final = _final(evaluation, member.family.inner_steps)
     status_final = dict(final)
+    final.update(abandoned_metrics(member.abandoned_at))
     if isinstance(member, ProtocolMember):
         for task in config.transfer_tasks:
             transferred, horizon = _transfer(member, task, registry)

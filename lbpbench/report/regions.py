@@ -27,15 +27,15 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from lbpbench.harness.plateau import PLATEAU_FRACTION, TASK_AVERAGE
 from lbpbench.report.load import config_label
 from lbpbench.report.stats import bootstrap_ci
 from lbpbench.report.tables import sorted_groups
 
 CENTRE = "eval_loss_centre"
 OUTER = "eval_loss_outer"
-TASK_AVERAGE = "eval_loss_task_average"
 CENTRE_ARC_RATIO = 2.0
-TASK_AVERAGE_FRACTION = 0.9
+TASK_AVERAGE_FRACTION = PLATEAU_FRACTION  # the same line `abandon_plateau_at` stops a member at
 ARC_COLUMN = f"centre arc (outer ≥ {CENTRE_ARC_RATIO:g}× centre)"
 AVERAGE_COLUMN = f"no better than the task average (≥ {TASK_AVERAGE_FRACTION:g}×)"
 REGIONS_HEADING = "Where the error sits: centre against edges, and the task-average curve"
