@@ -106,3 +106,21 @@ def test_an_untrained_learner_is_abandoned_reported_and_stays_abandoned(tmp_path
     batch = run_seed_batch([config, RunConfig(**{**config.to_dict(), "seed": 1})],
                            [tmp_path / "run", tmp_path / "other"])
     assert [r.final["abandoned_at"] for r in batch] == [1.0, 1.0]
+
+
+def test_a_classification_task_is_refused_before_anything_runs(tmp_path: Path) -> None:
+    from lbpbench.registry import build_registry
+    from lbpbench.sweep.checks import run_problems
+
+    (tmp_path / "labels.py").write_text(
+        "from lbpbench import hookimpl\n"
+        "from lbpbench.tasks.sinusoid import SinusoidFamily\n"
+        "@hookimpl\n"
+        "def lbpbench_register_tasks(register):\n"
+        "    register('labels', lambda **kw: SinusoidFamily(name='labels', metric='eval_accuracy'))\n"
+    )
+    registry = build_registry([tmp_path])
+    problems = run_problems(RunConfig(task="labels", abandon_plateau_at=5, eval_every=5), registry)
+    assert len(problems) == 1 and "needs a regression task" in problems[0] and "eval_accuracy" in problems[0]
+    assert run_problems(RunConfig(task="labels", eval_every=5), registry) == []
+    assert run_problems(RunConfig(abandon_plateau_at=5, eval_every=5), registry) == []

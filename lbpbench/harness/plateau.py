@@ -33,6 +33,14 @@ def abandon_reason(abandon_at: int, step: int, metrics: dict[str, float]) -> str
             f"{PLATEAU_FRACTION:g} x {average:.4g} (abandon_plateau_at = {abandon_at})")
 
 
+def plateau_problem(abandon_at: int, metric: str) -> str | None:
+    """Why `abandon_plateau_at` cannot work on a task whose primary metric is `metric`, or None."""
+    if abandon_at and metric != "eval_loss":
+        return (f"abandon_plateau_at = {abandon_at} needs a regression task (its evaluation reports "
+                f"{TASK_AVERAGE}); this task's metric is {metric}")
+    return None
+
+
 def abandoned_metrics(step: int | None) -> dict[str, Any]:
     """The final-metrics entry that marks an abandoned run (none for a run that went the distance)."""
     return {} if step is None else {"abandoned_at": float(step)}

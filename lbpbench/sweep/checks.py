@@ -19,6 +19,7 @@ from __future__ import annotations
 from typing import Any
 
 from lbpbench.harness.config import MEMORY_LIMIT_GIB, RunConfig, unknown_components
+from lbpbench.harness.plateau import plateau_problem
 
 #: (task, data_dir) -> (family or None, problem or None), shared by the runs of one sweep.
 FamilyCache = dict[tuple[str, str | None], tuple[Any, str | None]]
@@ -99,6 +100,9 @@ def run_problems(config: RunConfig, registry: Any, cache: FamilyCache | None = N
             family = made
     if family is not None:
         problems += resource_problems(config, family)
+        plateau = plateau_problem(config.abandon_plateau_at, family.metric)
+        if plateau is not None and not config.baseline:
+            problems.append(plateau)
     if config.init_from and not config.baseline:
         from lbpbench.harness.members import read_start
 
