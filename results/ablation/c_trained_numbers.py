@@ -1,6 +1,7 @@
 """The numbers behind results/ablation/c_trained_summary.md that the report's tables do not show.
 
-Run from the repository root: python results/ablation/c_trained_numbers.py > results/ablation/c_trained_numbers.txt
+Run from the repository root:
+python results/ablation/c_trained_numbers.py > results/ablation/c_trained_numbers.txt
 """
 
 import pandas as pd
@@ -18,7 +19,8 @@ print(during.round(3).to_string())
 print("\nfinal evaluation (step 20) and transfers, per seed:")
 final = learned[learned.step == 20].pivot_table(index="seed", columns="phase", values="value")
 print(final.round(4).to_string())
-print("\nbefore training (step 0):", sorted(learned[(learned.phase == "eval") & (learned.step == 0)].value.round(4).unique()))
+untrained = learned[(learned.phase == "eval") & (learned.step == 0)].value.round(4)
+print("\nbefore training (step 0):", sorted(untrained.unique()))
 print("\nbaselines, final accuracy per seed and tuned learning rate:")
 base = runs[runs.baseline.fillna("") != ""][["baseline", "seed", "final"]]
 lr = curves[curves.phase == "selected"].join(seeds, on="run_id")[["baseline", "seed", "value"]]
