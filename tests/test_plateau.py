@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import torch
+from population_helpers import TINY, assert_member_equals_run, lone_run, tiny_configs
 
 from lbpbench.harness.config import RunConfig
 from lbpbench.harness.driver import drive
@@ -15,8 +15,6 @@ from lbpbench.harness.plateau import PLATEAU_FRACTION, TASK_AVERAGE, abandon_rea
 from lbpbench.harness.population import Population
 from lbpbench.harness.run import run_config, run_seed_batch
 from lbpbench.sweep.identity import identity_config
-
-TINY = dict(message_size=4, hidden_size=4, mlp_widths=[32, 16], eval_tasks=6, meta_batch=2)
 
 
 class MemoryFiles:
@@ -58,14 +56,10 @@ def test_abandon_setting_is_validated_and_leaves_run_ids_alone() -> None:
     assert "abandon_plateau_at" in identity_config(RunConfig(abandon_plateau_at=500, eval_every=250))
 
 
-def _members(seeds: tuple[int, ...], **kw: Any) -> list[Member]:
-    return [ProtocolMember(RunConfig(**{**TINY, **kw, "seed": s})) for s in seeds]
-
-
 @pytest.mark.trajectory
 def test_a_stuck_member_stops_and_the_others_train_on_as_if_alone(one_thread: None) -> None:
     settings = dict(meta_steps=4, eval_every=2, abandon_plateau_at=2)
-    members = _members((0, 1, 2), **settings)
+    members: list[Member] = [ProtocolMember(c) for c in tiny_configs((0, 1, 2), **settings)]
     files = [MemoryFiles() for _ in members]
 
     def evaluate(member: Member) -> dict[str, float]:  # seed 1 is "on the plateau", the others learn
@@ -80,16 +74,8 @@ def test_a_stuck_member_stops_and_the_others_train_on_as_if_alone(one_thread: No
     assert [f.checkpoint["step"] for f in (files[0], files[2])] == [4, 4]
     # each member is what it would be alone: the rebuilt population carries weights and Adam moments
     for member, steps in ((members[0], 4), (stuck, 2), (members[2], 4)):
-        alone = _members((member.config.seed,), **{**settings, "abandon_plateau_at": 0})
-        pop = Population(alone)
-        for _ in range(steps):
-            pop.meta_step()
-        pop.sync(0)
-        assert [row[1] for row in member.history] == pytest.approx([row[1] for row in alone[0].history],
-                                                                     rel=1e-5)
-        for (name, p), (_, q) in zip(member.net.named_parameters(), alone[0].net.named_parameters(),
-                                     strict=True):
-            torch.testing.assert_close(p, q, atol=1e-5, rtol=1e-4, msg=name)
+        alone = RunConfig(**{**member.config.to_dict(), "abandon_plateau_at": 0})
+        assert_member_equals_run(member, lone_run(alone, steps))
 
 
 def test_an_untrained_learner_is_abandoned_reported_and_stays_abandoned(tmp_path: Path) -> None:

@@ -8,49 +8,19 @@ import pandas as pd
 import pytest
 import torch
 from click.testing import CliRunner
+from population_helpers import assert_member_equals_run, lone_run, population, tiny_configs
 
 from lbpbench.harness import run as harness_run
 from lbpbench.harness.config import RunConfig
-from lbpbench.harness.members import Member, ProtocolMember
+from lbpbench.harness.members import Member
 from lbpbench.harness.population import Population, batchable
 from lbpbench.harness.run import run_config, run_seed_batch
 from lbpbench.protocol.aggregators import RNNAggregator
 from lbpbench.sweep.commands import sweep_group
 
-TINY = dict(message_size=4, hidden_size=4, mlp_widths=[32, 16], eval_tasks=6, meta_batch=2)
-
-
-def _configs(seeds: tuple[int, ...] = (0, 1), **kw: object) -> list[RunConfig]:
-    return [RunConfig(**{**TINY, **kw, "seed": s}) for s in seeds]
-
-
-def _population(configs: list[RunConfig]) -> Population:
-    return Population([ProtocolMember(c) for c in configs])
-
-
-def _single(config: RunConfig, steps: int) -> Member:
-    pop = _population([config])
-    for _ in range(steps):
-        if pop.live():
-            pop.meta_step()
-    pop.sync(0)
-    return pop.members[0]
-
 
 def _first_losses(configs: list[RunConfig]) -> list[float]:
-    return [_population([c]).meta_step()[0]["meta_loss"] for c in configs]
-
-
-def _assert_member_equals_run(member: Member, single: Member) -> None:
-    assert member.step == single.step and member.diverged == single.diverged
-    assert len(member.history) == len(single.history)
-    for a, b in zip(member.history, single.history, strict=True):
-        assert a == pytest.approx(b, rel=1e-5, abs=1e-9)
-    for (name, p), (_, q) in zip(member.net.named_parameters(), single.net.named_parameters(), strict=True):
-        torch.testing.assert_close(p, q, atol=1e-5, rtol=1e-4, msg=name)
-    if single.prior is not None:
-        for k in single.prior:
-            torch.testing.assert_close(member.prior[k], single.prior[k], atol=1e-5, rtol=1e-4)
+    return [population([c]).meta_step()[0]["meta_loss"] for c in configs]
 
 
 @pytest.mark.trajectory
@@ -66,28 +36,28 @@ def _assert_member_equals_run(member: Member, single: Member) -> None:
     ids=["stateful-mean", "stateful-rnn", "stateless-sum-all", "backprop", "learned-prior"],
 )
 def test_seed_batch_equals_separate_runs(settings: dict, one_thread: None) -> None:
-    configs = _configs((0, 1, 2), **settings)
-    batch = _population(configs)
+    configs = tiny_configs((0, 1, 2), **settings)
+    batch = population(configs)
     for _ in range(3):
         batch.meta_step()
     for i, config in enumerate(configs):
         batch.sync(i)
-        _assert_member_equals_run(batch.members[i], _single(config, 3))
+        assert_member_equals_run(batch.members[i], lone_run(config, 3))
     assert batch.members[0].history != batch.members[1].history  # the seeds really differ
 
 
 @pytest.mark.trajectory
 def test_a_diverging_seed_stops_alone(one_thread: None) -> None:
-    threshold = sum(_first_losses(_configs())) / 2  # the higher seed diverges at its first step
-    configs = _configs(divergence_threshold=threshold)
-    batch = _population(configs)
+    threshold = sum(_first_losses(tiny_configs())) / 2  # the higher seed diverges at its first step
+    configs = tiny_configs(divergence_threshold=threshold)
+    batch = population(configs)
     for _ in range(3):
         batch.meta_step()
     diverged = [m for m in batch.members if m.diverged]
     assert diverged and all("above divergence_threshold" in m.cause for m in diverged)
     for i, config in enumerate(configs):
         batch.sync(i)
-        _assert_member_equals_run(batch.members[i], _single(config, 3))
+        assert_member_equals_run(batch.members[i], lone_run(config, 3))
 
 
 def test_rnn_scan_equals_torch_gru() -> None:
@@ -105,16 +75,16 @@ def test_rnn_scan_equals_torch_gru() -> None:
 
 
 def test_batchable_says_why_not() -> None:
-    assert batchable(_configs()) is None
-    assert "at least two" in batchable(_configs((0,)))
-    assert "more than their seed" in batchable([*_configs((0,)), *_configs((1,), aggregator="sum")])
-    assert "repeat" in batchable(_configs((1, 1)))
-    assert "baselines" in batchable(_configs(baseline="adam"))
-    assert "checkpointing" in batchable(_configs(checkpointing=True))
+    assert batchable(tiny_configs()) is None
+    assert "at least two" in batchable(tiny_configs((0,)))
+    assert "more than their seed" in batchable([*tiny_configs((0,)), *tiny_configs((1,), aggregator="sum")])
+    assert "repeat" in batchable(tiny_configs((1, 1)))
+    assert "baselines" in batchable(tiny_configs(baseline="adam"))
+    assert "checkpointing" in batchable(tiny_configs(checkpointing=True))
 
 
 def test_run_seed_batch_writes_what_run_config_writes_and_resumes(tmp_path: Path, one_thread: None) -> None:
-    configs = _configs(meta_steps=2, eval_every=1)
+    configs = tiny_configs(meta_steps=2, eval_every=1)
     dirs = [tmp_path / f"batch{c.seed}" for c in configs]
     batched = run_seed_batch(configs, dirs)
     for config, out, result in zip(configs, dirs, batched, strict=True):
@@ -126,7 +96,7 @@ def test_run_seed_batch_writes_what_run_config_writes_and_resumes(tmp_path: Path
         assert names(out) == names(tmp_path / f"single{config.seed}") == {"checkpoint.pt", "learner.pt"}
         assert set(result.curves.phase) == {"meta_train", "meta_eval", "eval"}
     # Resume: members continue from their own checkpoints, one step more, exactly as run_config would.
-    longer = _configs(meta_steps=3, eval_every=1)
+    longer = tiny_configs(meta_steps=3, eval_every=1)
     resumed = run_seed_batch(longer, dirs)
     for config, result in zip(longer, resumed, strict=True):
         alone = run_config(config, tmp_path / f"single{config.seed}", progress=False)
@@ -136,14 +106,14 @@ def test_run_seed_batch_writes_what_run_config_writes_and_resumes(tmp_path: Path
 
 
 def test_run_seed_batch_falls_back_and_never_raises(tmp_path: Path) -> None:
-    baselines = _configs(baseline="adam", baseline_lrs=[0.01])
+    baselines = tiny_configs(baseline="adam", baseline_lrs=[0.01])
     results = run_seed_batch(baselines, [tmp_path / "a", tmp_path / "b"])
     assert [r.status for r in results] == ["ok", "ok"]
-    broken = _configs(task="sinusoid-5x10", data_dir=str(tmp_path / "missing"), learner="no-such-learner")
+    broken = tiny_configs(task="sinusoid-5x10", data_dir=str(tmp_path / "missing"), learner="no-such-learner")
     results = run_seed_batch(broken, [tmp_path / "c", tmp_path / "d"])
     assert [r.status for r in results] == ["failed", "failed"] and "no-such-learner" in results[0].error
     with pytest.raises(ValueError, match="output folders"):
-        run_seed_batch(_configs(), [tmp_path / "e"])
+        run_seed_batch(tiny_configs(), [tmp_path / "e"])
 
 
 def test_sweep_seed_batch_gives_the_same_results(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -179,8 +149,8 @@ def test_sweep_seed_batch_gives_the_same_results(tmp_path: Path, monkeypatch: py
 @pytest.mark.trajectory
 def test_run_seed_batch_matches_run_config_through_divergence(tmp_path: Path, one_thread: None) -> None:
     """Meta-eval rows and meta-curves of a batch with a diverging seed equal those of single runs."""
-    threshold = sum(_first_losses(_configs())) / 2
-    configs = _configs(meta_steps=3, eval_every=1, divergence_threshold=threshold)
+    threshold = sum(_first_losses(tiny_configs())) / 2
+    configs = tiny_configs(meta_steps=3, eval_every=1, divergence_threshold=threshold)
     batched = run_seed_batch(configs, [tmp_path / f"b{c.seed}" for c in configs])
     assert any(r.status == "diverged" for r in batched)
     for config, result in zip(configs, batched, strict=True):
@@ -212,7 +182,7 @@ def test_sweep_runner_execution_options(monkeypatch: pytest.MonkeyPatch, tmp_pat
     monkeypatch.setattr(harness_run, "run_config", fake_run_config)
     assert resolve_runner() is harness_runner
     compiled = resolve_runner(compile=True)
-    assert compiled(_configs((0,))[0], tmp_path) == "result" and calls == [True]
+    assert compiled(tiny_configs((0,))[0], tmp_path) == "result" and calls == [True]
     assert not compiled.supports_seed_batch
     batching = pickle.loads(pickle.dumps(resolve_runner(seed_batch=True)))  # process-pool workers
     assert batching.supports_seed_batch and not batching.compile

@@ -11,8 +11,6 @@ taken go to the members that learn.
 
 from __future__ import annotations
 
-from typing import Any
-
 PLATEAU_FRACTION = 0.9  # also the report's "no better than the task average" signature
 TASK_AVERAGE = "eval_loss_task_average"
 
@@ -40,7 +38,3 @@ def plateau_problem(abandon_at: int, metric: str) -> str | None:
                 f"{TASK_AVERAGE}); this task's metric is {metric}")
     return None
 
-
-def abandoned_metrics(step: int | None) -> dict[str, Any]:
-    """The final-metrics entry that marks an abandoned run (none for a run that went the distance)."""
-    return {} if step is None else {"abandoned_at": float(step)}

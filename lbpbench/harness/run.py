@@ -35,7 +35,6 @@ from lbpbench.harness.members import (
     resolve_device,
     resolve_registry,
 )
-from lbpbench.harness.plateau import abandoned_metrics
 from lbpbench.harness.population import Population, batchable
 from lbpbench.tasks.optimizee import build_optimizee
 
@@ -211,7 +210,8 @@ def _finish(member: Member, files: CheckpointFiles | None, registry: Any) -> Run
     ]
     final = _final(evaluation, member.family.inner_steps)
     status_final = dict(final)
-    final.update(abandoned_metrics(member.abandoned_at))
+    if member.abandoned_at is not None:  # stopped on the plateau (harness/plateau.py)
+        final["abandoned_at"] = float(member.abandoned_at)
     if isinstance(member, ProtocolMember):
         for task in config.transfer_tasks:
             transferred, horizon = _transfer(member, task, registry)
