@@ -1,8 +1,10 @@
 """Time the sinusoid-5x10 stateful meta-step eager, with the inner step compiled (`--compile`), and
 with the whole meta-loss compiled as one graph: is a bigger compiled region worth its compile time?
 
-`python -m lbpbench.bench.compile_variants eager|inner|whole [THREADS]` prints one line: the first
-call (compile) and the median and min of 20 timed meta-steps after two warm-ups, wall seconds.
+`python -m lbpbench.bench.compile_variants eager|inner|whole [THREADS [PRESET]]` prints one line: the
+first call (compile) and the median and min of 20 timed meta-steps after two warm-ups, wall seconds.
+PRESET (e.g. `fast`, 4x the meta-batch) times the recipe long runs use instead of the task's
+defaults: where the meta-step is matmul-bound, fusing the elementwise work buys less.
 """
 
 from __future__ import annotations
@@ -19,12 +21,16 @@ def main(argv: list[str]) -> None:
     from lbpbench.harness.config import RunConfig
     from lbpbench.harness.members import ProtocolMember
     from lbpbench.harness.population import Population
+    from lbpbench.harness.presets import apply_preset
 
     mode, threads = argv[0], int(argv[1]) if len(argv) > 1 else 2
     if mode not in ("eager", "inner", "whole"):
         raise SystemExit(f"mode must be eager, inner or whole; got {mode!r}")
     torch.set_num_threads(threads)
-    config = RunConfig(task="sinusoid-5x10", learner="stateful", seed=0)
+    point = {"task": "sinusoid-5x10", "learner": "stateful", "seed": 0}
+    if len(argv) > 2:
+        point = apply_preset({**point, "preset": argv[2], "meta_steps": 4000})
+    config = RunConfig(**point)
     member = ProtocolMember(config, compile=mode == "inner")
     if mode == "whole":
         member.module.forward = torch.compile(member.module.forward, dynamic=False)
@@ -38,8 +44,9 @@ def main(argv: list[str]) -> None:
         started = time.perf_counter()
         population.meta_step()
         times.append(time.perf_counter() - started)
-    print(f"{mode} threads={threads} first={first:.1f}s median={statistics.median(times):.4f} "
-          f"min={min(times):.4f} load={os.getloadavg()[0]:.2f}", flush=True)
+    print(f"{mode} threads={threads} meta_batch={config.meta_batch} first={first:.1f}s "
+          f"median={statistics.median(times):.4f} min={min(times):.4f} "
+          f"load={os.getloadavg()[0]:.2f}", flush=True)
 
 
 if __name__ == "__main__":
