@@ -67,8 +67,10 @@ def test_store_layout_and_schemas(env: Path) -> None:
     curves = pd.read_parquet(out / "curves.parquet")
     assert len(runs) == N_RUNS and runs["run_id"].is_unique
     expected = ["run_id", "sweep", *field_types(), "method", "status", "error", "wall_time_s", "metric",
-                "higher_is_better", "final", "torch_version", "lbpbench_version", "git_commit"]
+                "higher_is_better", "final", "abandoned_at", "torch_version", "lbpbench_version",
+                "git_commit"]
     assert sorted(runs.columns) == sorted(set(expected))
+    assert runs["abandoned_at"].isna().all()  # no run stopped on the plateau (tests/test_report_restarts.py)
     assert set(runs["status"]) == {"ok"} and set(runs["sweep"]) == {"t"}
     assert set(runs["method"]) == {"stateful/mean", "stateful/sum", "adam"}
     assert set(runs.loc[runs["method"] != "adam", "baseline"]) == {""}

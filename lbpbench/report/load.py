@@ -135,6 +135,7 @@ def normalise_runs(runs: pd.DataFrame) -> pd.DataFrame:
         "higher_is_better": False,
         "sweep": "",
         "seed": 0,
+        "abandoned_at": np.nan,  # results written before runs.parquet recorded it
     }
     for column, default in defaults.items():
         if column not in runs.columns:

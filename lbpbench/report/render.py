@@ -22,6 +22,7 @@ from lbpbench.report.figures import ReportFigure, all_figures
 from lbpbench.report.load import load_results
 from lbpbench.report.quality import targets_table
 from lbpbench.report.regions import REGIONS_HEADING, REGIONS_INTRO, regions_table
+from lbpbench.report.restarts import RESTARTS_HEADING, RESTARTS_INTRO, restarts_table
 from lbpbench.report.settings import SETTINGS_HEADING, SETTINGS_INTRO, settings_table
 from lbpbench.report.tables import (
     Summary,
@@ -51,6 +52,7 @@ class Report:
     preface: str = ""  # the author's written findings (Markdown), shown first
     settings: pd.DataFrame | None = None  # how each configuration was trained (report.settings)
     regions: pd.DataFrame | None = None  # centre against edges, where runs recorded it (report.regions)
+    restarts: pd.DataFrame | None = None  # escapes and their cost, where runs used restarts (report.restarts)
 
 
 @dataclass
@@ -150,6 +152,7 @@ def build_report(
         alerts=alerts,
         settings=settings_table(runs, curves),
         regions=regions_table(runs, curves, summary.keys),
+        restarts=restarts_table(runs, curves, summary.keys, summary.targets),
     )
 
 
@@ -191,6 +194,10 @@ def _has_regions(report: Report) -> bool:
     return report.regions is not None and not report.regions.empty
 
 
+def _has_restarts(report: Report) -> bool:
+    return report.restarts is not None and not report.restarts.empty
+
+
 def render_markdown(report: Report) -> str:
     """`report.md`: the same content as the HTML, with figures linked from `figures/`."""
     out = [f"# {report.title}", "", f"Results: `{report.source}` — {_status_line(report.runs)}.", ""]
@@ -205,6 +212,8 @@ def render_markdown(report: Report) -> str:
     out += [f"## {SETTINGS_HEADING}", "", SETTINGS_INTRO, "", to_markdown(_settings(report))]
     if _has_regions(report):
         out += [f"## {REGIONS_HEADING}", "", REGIONS_INTRO, "", to_markdown(report.regions)]
+    if _has_restarts(report):
+        out += [f"## {RESTARTS_HEADING}", "", RESTARTS_INTRO, "", to_markdown(report.restarts)]
     out += ["## Failed and diverged runs", ""]
     if report.failures.empty:
         out += ["None.", ""]
@@ -299,6 +308,10 @@ def render_html(report: Report) -> str:
     if _has_regions(report):
         body += [f"<h2>{e(REGIONS_HEADING)}</h2>", f"<p class='note'>{e(REGIONS_INTRO)}</p>",
                  _html_table(report.regions, "regions")]
+    if _has_restarts(report):
+        body += [f"<h2>{e(RESTARTS_HEADING)}</h2>",
+                 f"<p class='note'>{e(RESTARTS_INTRO.replace('`', ''))}</p>",
+                 _html_table(report.restarts, "restarts")]
     body += ["<h2>Failed and diverged runs</h2>"]
     body.append(
         "<p>None.</p>"
@@ -355,6 +368,7 @@ def write_report(report: Report, out_dir: str | Path) -> ReportFiles:
             "targets": targets_table(report.summary.targets),
             "time_to_target": report.summary.time_to_target,
             **({"regions": report.regions} if _has_regions(report) else {}),
+            **({"restarts": report.restarts} if _has_restarts(report) else {}),
         },
         out / "tables",
         display={

@@ -46,7 +46,8 @@ FINISHED = ("ok", "diverged")
 STATUSES = ("ok", "diverged", "failed")
 CURVE_COLUMNS = ("run_id", "phase", "step", "metric", "value")
 RUN_COLUMNS_AFTER_CONFIG = ("method", "status", "error", "wall_time_s", "metric", "higher_is_better",
-                            "final", "device", "torch_version", "lbpbench_version", "git_commit")
+                            "final", "abandoned_at", "device", "torch_version", "lbpbench_version",
+                            "git_commit")
 
 
 class SweepLocked(RuntimeError):
@@ -411,6 +412,8 @@ def _run_row(sweep: str, state: RunState) -> dict[str, Any]:
         "metric": status.get("metric") or "",
         "higher_is_better": bool(status.get("higher_is_better", False)),
         "final": _float_or_nan(status.get("final_value")),
+        # the meta-step a run stopped on the plateau at (abandon_plateau_at); nan: it did not stop
+        "abandoned_at": _float_or_nan((status.get("final") or {}).get("abandoned_at")),
         "device": status.get("device") or cfg.get("device") or "",
         "torch_version": versions.get("torch") or "",
         "lbpbench_version": versions.get("lbpbench") or "",
@@ -490,6 +493,7 @@ def _runs_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
             dtypes[name] = "string"
     dtypes.update({"run_id": "string", "sweep": "string", "baseline": "string", "method": "string",
                    "status": "string", "error": "string", "wall_time_s": "float64", "metric": "string",
-                   "higher_is_better": "bool", "final": "float64", "device": "string",
-                   "torch_version": "string", "lbpbench_version": "string", "git_commit": "string"})
+                   "higher_is_better": "bool", "final": "float64", "abandoned_at": "float64",
+                   "device": "string", "torch_version": "string", "lbpbench_version": "string",
+                   "git_commit": "string"})
     return df.astype(dtypes)
