@@ -109,4 +109,8 @@ def test_a_classification_task_is_refused_before_anything_runs(tmp_path: Path) -
     problems = run_problems(RunConfig(task="labels", abandon_plateau_at=5, eval_every=5), registry)
     assert len(problems) == 1 and "needs a regression task" in problems[0] and "eval_accuracy" in problems[0]
     assert run_problems(RunConfig(task="labels", eval_every=5), registry) == []
+    # MAML meta-trains, so the rule would stop it too: refused; a tuned baseline ignores the setting
+    maml = RunConfig(task="labels", baseline="maml", abandon_plateau_at=5, eval_every=5)
+    assert len(run_problems(maml, registry)) == 1
+    assert run_problems(RunConfig(**{**maml.to_dict(), "baseline": "adam"}), registry) == []
     assert run_problems(RunConfig(abandon_plateau_at=5, eval_every=5), registry) == []

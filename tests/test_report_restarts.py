@@ -34,6 +34,10 @@ DRAWS = {
 }
 
 
+def _meta_train_row(run_id: str) -> dict:
+    return {"run_id": run_id, "phase": "meta_train", "step": 0, "metric": "meta_loss", "value": 0.02}
+
+
 def _tables() -> tuple[pd.DataFrame, pd.DataFrame]:
     rows, curves = [], []
     for (k, seed), (abandoned, final, wall, evals) in DRAWS.items():
@@ -45,16 +49,21 @@ def _tables() -> tuple[pd.DataFrame, pd.DataFrame]:
         curves += [{"run_id": run_id, "phase": "eval", "step": 5, "metric": m, "value": v}
                    for m, v in (("eval_loss", final), ("eval_loss_centre", final),
                                 ("eval_loss_outer", final), ("eval_loss_task_average", AVERAGE))]
+        curves.append(_meta_train_row(run_id))
         for step, (loss, seconds) in evals.items():
             curves += [{"run_id": run_id, "phase": "meta_eval", "step": step, "metric": m, "value": v}
                        for m, v in (("eval_loss", loss), ("wall_s", seconds))]
-    # a baseline given the same setting, and a learned run without restarts: neither is a draw
+    # a tuned baseline given the same setting (it records no meta-training) and a learned run without
+    # restarts are not draws; MAML meta-trains, so with restarts it is one
     adam = RunConfig(baseline="adam", abandon_plateau_at=750, eval_every=250)
     plain = RunConfig(message_size=4, eval_every=250)
-    for config, run_id in ((adam, "adam"), (plain, "plain")):
+    maml = RunConfig(baseline="maml", abandon_plateau_at=750, eval_every=250)
+    for config, run_id, abandoned in ((adam, "adam", None), (plain, "plain", None), (maml, "maml", 750.0)):
         rows.append({**config.to_dict(), "run_id": run_id, "method": config.method,
-                     "baseline": config.baseline or "", "status": "ok", "final": 0.01, "metric": "eval_loss",
-                     "wall_time_s": 5.0, "abandoned_at": float("nan")})
+                     "baseline": config.baseline or "", "status": "ok", "final": 0.02, "metric": "eval_loss",
+                     "wall_time_s": 5.0, "abandoned_at": abandoned or float("nan")})
+        if run_id != "adam":
+            curves.append(_meta_train_row(run_id))
     return normalise_runs(pd.DataFrame(rows)), pd.DataFrame(curves)
 
 
@@ -69,8 +78,10 @@ def test_escape_interval_is_clopper_pearson() -> None:
 def test_restarts_table_counts_escapes_and_prices_them() -> None:
     runs, curves = _tables()
     table = restarts_table(runs, curves, ["task", "method", "message_size"], {"sinusoid-5x10": X})
-    assert list(table["configuration"]) == ["stateful/mean message_size=1", "stateful/mean message_size=8"]
-    k1, k8 = (table.iloc[i] for i in range(2))
+    assert list(table["configuration"]) == ["maml", "stateful/mean message_size=1",
+                                            "stateful/mean message_size=8"]
+    maml, k1, k8 = (table.iloc[i] for i in range(3))
+    assert (maml["draws"], maml["abandoned"], maml["escaped"]) == (1, 1, "0 of 1")
     # k = 8: two abandoned, one never abandoned but still on the plateau, two escaped (one stalled)
     assert (k8["draws"], k8["abandoned"], k8["escaped"]) == (5, 2, "2 of 5")
     assert k8["escape rate CI"] == f"[{stats.beta.ppf(0.025, 2, 4):.2f}, {stats.beta.ppf(0.975, 3, 3):.2f}]"

@@ -91,7 +91,7 @@ def run_config(
     try:
         registry = resolve_registry(registry)
         files = run_files(out_dir)
-        if config.baseline and not _meta_trained(config, registry):
+        if not meta_trained(config, registry):
             result = run_tuned_baseline(config, registry)
         else:
             (result,) = run_population(
@@ -171,7 +171,11 @@ def _train_and_finish(
     return [_finish(m, f, registry) for m, f in zip(members, files, strict=True)]
 
 
-def _meta_trained(config: RunConfig, registry: Any) -> bool:
+def meta_trained(config: RunConfig, registry: Any) -> bool:
+    """A learned protocol, or a baseline that meta-learns its initial point (MAML): the runs that
+    meta-train, so the ones meta-training settings such as `abandon_plateau_at` apply to."""
+    if not config.baseline:
+        return True
     return bool(getattr(registry.create("baseline", config.baseline), "meta_learns_init", False))
 
 

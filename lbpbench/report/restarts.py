@@ -51,15 +51,17 @@ def escape_interval(escaped: int, n: int, confidence: float = 0.95) -> tuple[flo
 
 
 def draw_outcomes(runs: pd.DataFrame, curves: pd.DataFrame, targets: Mapping[str, Target]) -> pd.DataFrame:
-    """One row per ok learned run of a configuration with restarts (abandon_plateau_at > 0; a
-    baseline given the setting meta-trains nothing to stop): seed, abandoned, escaped, final,
-    wall_time_s, reached (X), wall_s_to_target."""
+    """One row per ok run that meta-trained (it recorded meta_train rows: a learned protocol or
+    MAML, not a tuned baseline, which has nothing to stop) in a configuration with restarts
+    (abandon_plateau_at > 0): seed, abandoned, escaped, final, wall_time_s, reached (X),
+    wall_s_to_target."""
     columns = ["run_id", "seed", "abandoned", "escaped", "final", "wall_time_s", "reached",
                "wall_s_to_target"]
     if "abandon_plateau_at" not in runs.columns:
         return pd.DataFrame(columns=columns)
     with_restarts = runs["abandon_plateau_at"].fillna(0).astype(float) > 0
-    mine = runs[with_restarts & (runs["status"] == "ok") & (runs["baseline"] == "")]
+    meta_trained = set(curves.loc[curves["phase"] == "meta_train", "run_id"])
+    mine = runs[with_restarts & (runs["status"] == "ok") & runs["run_id"].isin(meta_trained)]
     if mine.empty:
         return pd.DataFrame(columns=columns)
     regions = final_regions(mine, curves).set_index("run_id")

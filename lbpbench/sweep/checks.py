@@ -20,6 +20,7 @@ from typing import Any
 
 from lbpbench.harness.config import MEMORY_LIMIT_GIB, RunConfig, unknown_components
 from lbpbench.harness.plateau import plateau_problem
+from lbpbench.harness.run import meta_trained
 
 #: (task, data_dir) -> (family or None, problem or None), shared by the runs of one sweep.
 FamilyCache = dict[tuple[str, str | None], tuple[Any, str | None]]
@@ -101,7 +102,7 @@ def run_problems(config: RunConfig, registry: Any, cache: FamilyCache | None = N
     if family is not None:
         problems += resource_problems(config, family)
         plateau = plateau_problem(config.abandon_plateau_at, family.metric)
-        if plateau is not None and not config.baseline:
+        if plateau is not None and meta_trained(config, registry):
             problems.append(plateau)
     if config.init_from and not config.baseline:
         from lbpbench.harness.members import read_start
