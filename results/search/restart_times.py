@@ -1,4 +1,4 @@
-"""Round 12's time to quality for the sweep as a whole, restarts included.
+"""Rounds 12-13: time to quality for the sweep as a whole, restarts included.
 
 A run's own `wall_s` counts only its meta-training; a restart recipe also pays for the draws it
 abandoned before. Per sweep folder: the finished runs in the order they ran (status.json:
@@ -8,7 +8,8 @@ that run's meta-training seconds at its first evaluation at or below X (its mid-
 evaluations, a few seconds each, are not in that last term).
 
 Run from the repository root:
-python results/search/restart_times.py 0.0025 results/search/fast_recipe_9/a results/search/fast_recipe_9/b
+python results/search/restart_times.py 0.0025 results/search/fast_recipe_9/a results/search/fast_recipe_9/b > results/search/restart_times.txt
+python results/search/restart_times.py 0.0020 results/search/fast_recipe_10 > results/search/restart_times_maml.txt
 """
 
 import json
@@ -27,7 +28,7 @@ for folder in map(Path, sys.argv[2:]):
         walls = {r["step"]: r["value"] for r in state["meta_evals"] if r["metric"] == "wall_s"}
         done = json.loads(status.read_text()) if status.exists() else None
         runs.append((done["started_at"] if done else "~", state, evals, walls, done))
-    print(f"{folder}: target eval L2 after 5 steps <= {target}")
+    print(f"{folder}: target eval L2 at the trained horizon (eval_loss) <= {target}")
     before = 0.0
     reached = None
     for _, state, evals, walls, done in sorted(runs, key=lambda r: r[0]):
