@@ -30,7 +30,7 @@ import pandas as pd
 from lbpbench.harness.plateau import PLATEAU_FRACTION, TASK_AVERAGE
 from lbpbench.report.load import config_label
 from lbpbench.report.stats import bootstrap_ci
-from lbpbench.report.tables import sorted_groups
+from lbpbench.report.tables import per_configuration
 
 CENTRE = "eval_loss_centre"
 OUTER = "eval_loss_outer"
@@ -77,11 +77,7 @@ def regions_table(runs: pd.DataFrame, curves: pd.DataFrame, keys: list[str]) -> 
     loss, the outer/centre ratio with its CI, and the count of centre-arc runs."""
     per_run = final_regions(runs, curves).set_index("run_id")
     rows = []
-    for values, group in sorted_groups(runs, keys):
-        mine = per_run.loc[per_run.index.intersection(list(group["run_id"]))]
-        if mine.empty:
-            continue
-        row = dict(zip(keys, values, strict=True))
+    for row, mine in per_configuration(runs, keys, per_run):
         ratio = mine["ratio"].to_numpy(dtype=float)
         low, high = bootstrap_ci(ratio)
         arcs = int((ratio >= CENTRE_ARC_RATIO).sum())

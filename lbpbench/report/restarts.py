@@ -29,7 +29,7 @@ from lbpbench.report.load import config_label
 from lbpbench.report.quality import Target, time_to_target
 from lbpbench.report.regions import final_regions
 from lbpbench.report.stats import bootstrap_ci
-from lbpbench.report.tables import sorted_groups
+from lbpbench.report.tables import per_configuration
 
 RESTARTS_HEADING = "Restarts: escapes from the plateau, and what an escaped learner costs"
 RESTARTS_INTRO = (
@@ -95,11 +95,7 @@ def restarts_table(
     """One row per configuration with restarts (the summary's keys); empty when no run has them."""
     draws = draw_outcomes(runs, curves, targets).set_index("run_id", drop=False)
     rows = []
-    for values, group in sorted_groups(runs, keys):
-        mine = draws.loc[draws.index.intersection(list(group["run_id"]))]
-        if mine.empty:
-            continue
-        row = dict(zip(keys, values, strict=True))
+    for row, mine in per_configuration(runs, keys, draws):
         n, k = len(mine), int(mine["escaped"].sum())
         low, high = escape_interval(k, n)
         escaped = mine[mine["escaped"]]

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 import numbers
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -95,6 +96,18 @@ def sorted_groups(runs: pd.DataFrame, keys: list[str]) -> list[tuple[tuple, pd.D
         )
 
     return sorted(groups, key=order)
+
+
+def per_configuration(
+    runs: pd.DataFrame, keys: list[str], per_run: pd.DataFrame
+) -> Iterator[tuple[dict[str, object], pd.DataFrame]]:
+    """(the configuration's key values, its rows of `per_run`, indexed by run_id) for each
+    configuration, in table order, that has any: how the per-run tables of other sections (regions,
+    restarts) are summed up by the summary's keys."""
+    for values, group in sorted_groups(runs, keys):
+        mine = per_run.loc[per_run.index.intersection(list(group["run_id"]))]
+        if not mine.empty:
+            yield dict(zip(keys, values, strict=True)), mine
 
 
 def summarise(
