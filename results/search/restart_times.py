@@ -8,8 +8,10 @@ that run's meta-training seconds at its first evaluation at or below X (its mid-
 evaluations, a few seconds each, are not in that last term).
 
 Run from the repository root:
-python results/search/restart_times.py 0.0025 results/search/fast_recipe_9/a results/search/fast_recipe_9/b > results/search/restart_times.txt
-python results/search/restart_times.py 0.0020 results/search/fast_recipe_10 > results/search/restart_times_maml.txt
+python results/search/restart_times.py 0.0025 results/search/fast_recipe_9/a \
+    results/search/fast_recipe_9/b > results/search/restart_times.txt
+python results/search/restart_times.py 0.0020 results/search/fast_recipe_10 \
+    > results/search/restart_times_maml.txt
 """
 
 import json
