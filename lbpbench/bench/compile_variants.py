@@ -44,7 +44,7 @@ def main(argv: list[str]) -> None:
         started = time.perf_counter()
         population.meta_step()
         times.append(time.perf_counter() - started)
-    print(f"{mode} threads={threads} meta_batch={config.meta_batch} first={first:.1f}s "
+    print(f"{mode} threads={threads} meta_batch={member.meta_batch} first={first:.1f}s "
           f"median={statistics.median(times):.4f} min={min(times):.4f} "
           f"load={os.getloadavg()[0]:.2f}", flush=True)
 

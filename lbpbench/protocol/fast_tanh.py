@@ -49,8 +49,9 @@ def fast_tanh(z: Tensor) -> Tensor:
     if z.device.type != "cpu" or torch.compiler.is_compiling():
         return torch.tanh(z)
     if torch._C._functorch.is_batchedtensor(z):
-        # A seed batch (vmap): the custom Function's generated vmap rule cost more than it saves
-        # (2-seed sinusoid meta-step 0.94 s against 0.76 s with these plain ops; the same forward
-        # values, a backward that rounds differently: 4σ(1−σ) instead of 1 − y²).
+        # A seed batch (vmap): the custom Function's generated vmap rule costs more than it saves
+        # (2-seed sinusoid meta-step, one thread: 0.67 s against 0.54 s with these plain ops;
+        # results/benchmarks/seed_batch_cpu.txt). The same forward values; the backward rounds
+        # differently (4σ(1−σ) instead of 1 − y²).
         return torch.sigmoid(z + z) * 2.0 - 1.0
     return SigmoidTanh.apply(z)
