@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import statistics
 import sys
-import time
 
 
 def main(argv: list[str]) -> None:
@@ -19,18 +18,13 @@ def main(argv: list[str]) -> None:
     if argv[0] == "old":
         torch._C._functorch.is_batchedtensor = lambda z: False
     from lbpbench.bench.cases import seed_batch_workload
+    from lbpbench.bench.timing import time_call
     from lbpbench.harness.allocator import retain_freed_memory
 
     retain_freed_memory()
     seeds, meta_batch = int(argv[1]), int(argv[2])
     work = seed_batch_workload("sinusoid-5x10", "stateful", "mean", "cpu", seeds, meta_batch=meta_batch)
-    work.step()
-    work.step()
-    times = []
-    for _ in range(5):
-        started = time.perf_counter()
-        work.step()
-        times.append(time.perf_counter() - started)
+    times = time_call(work.step, work.device, rounds=5, warmup=2)
     print(argv, f"median {statistics.median(times):.3f} min {min(times):.3f}", flush=True)
 
 
