@@ -8,10 +8,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
-
-def _is_batched(t: Tensor) -> bool:
-    """True for a tensor seen inside torch.func.vmap."""
-    return bool(torch._C._functorch.is_batchedtensor(t))
+from lbpbench.protocol.vmapped import is_vmapped
 
 
 class _FixedReduction(nn.Module):
@@ -87,7 +84,7 @@ class RNNAggregator(nn.Module):
         moved = edges.movedim(dim, -2)  # [..., fan_out, k]
         lead = moved.shape[:-2]
         sequences = moved.reshape(-1, moved.shape[-2], moved.shape[-1])
-        if _is_batched(self.gru.weight_ih_l0) or _is_batched(sequences):
+        if is_vmapped(self.gru.weight_ih_l0) or is_vmapped(sequences):
             final = self.scan(sequences)  # under vmap (seed batches): aten::gru has no batching rule
         else:
             final = self.gru(sequences)[1][-1]

@@ -15,6 +15,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from lbpbench.protocol.vmapped import is_vmapped
+
 
 class SigmoidTanh(torch.autograd.Function):
     """y = 2σ(2z) − 1 with dy/dz = 1 − y²; vmap-able (its rule is generated from the forward)."""
@@ -48,7 +50,7 @@ def fast_tanh(z: Tensor) -> Tensor:
     parity test in tests/test_harness.py runs under AVX2 in CI, .ci/run)."""
     if z.device.type != "cpu" or torch.compiler.is_compiling():
         return torch.tanh(z)
-    if torch._C._functorch.is_batchedtensor(z):
+    if is_vmapped(z):
         # A seed batch (vmap): the custom Function's generated vmap rule costs more than it saves
         # (2-seed sinusoid meta-step, one thread: 0.67 s against 0.54 s with these plain ops;
         # results/benchmarks/seed_batch_cpu.txt). The same forward values; the backward rounds
