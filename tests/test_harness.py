@@ -610,6 +610,31 @@ def test_learner_seed_sets_only_the_learners_initial_weights():
         RunConfig(learner_seed=-1)
 
 
+def test_learner_init_gain_scales_the_drawn_matrices_only():
+    """gain g: every learner matrix is g x the same draw at gain 1, biases and out_scale untouched,
+    the run id of gain 1 is the id of a config without it; bad values are refused with the reason."""
+    from lbpbench.sweep.identity import run_id
+
+    plain = _learner_weights(ProtocolMember(RunConfig(**TINY, seed=3)))
+    scaled_member = ProtocolMember(RunConfig(**TINY, seed=3, learner_init_gain=0.5))
+    scaled = _learner_weights(scaled_member)
+    matrices = [n for n, v in plain.items() if v.ndim >= 2]
+    assert matrices and len(matrices) < len(plain)
+    for name, value in plain.items():
+        expected = 0.5 * value if value.ndim >= 2 else value
+        assert torch.equal(scaled[name], expected), name
+    out_scales = {n: p for n, p in scaled_member.net.named_parameters() if n.endswith("out_scale")}
+    plain_scales = {n: p for n, p in ProtocolMember(RunConfig(**TINY, seed=3)).net.named_parameters()
+                    if n.endswith("out_scale")}
+    assert out_scales and all(torch.equal(out_scales[n], plain_scales[n]) for n in out_scales)
+    assert run_id(RunConfig(**TINY, seed=3)) == run_id(RunConfig(**TINY, seed=3, learner_init_gain=1.0))
+    assert run_id(RunConfig(**TINY, seed=3)) != run_id(RunConfig(**TINY, seed=3, learner_init_gain=0.5))
+    with pytest.raises(ValueError, match=r"learner_init_gain must be > 0, got 0"):
+        RunConfig(learner_init_gain=0)
+    with pytest.raises(ValueError, match=r"with init_from the learner is loaded"):
+        RunConfig(learner_init_gain=0.5, init_from="zoo:sinusoid-2x10-maml")
+
+
 def test_region_losses_split_the_eval_loss_by_x():
     """eval_loss_centre / eval_loss_outer: means over |x| < 2.5 and |x| >= 2.5 (the centre-arc
     signature of MPLP appendix B), checked against numpy on one evaluation."""

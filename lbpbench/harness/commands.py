@@ -44,6 +44,7 @@ FIELD_HELP = {
     "baseline": "Run a baseline (sgd, adam, maml, ...) instead of a learner.",
     "seed": "Seed of learner init, tasks and initialisations.",
     "learner_seed": "Seed of the learner's initial weights only (default: --seed); the rest follows --seed.",
+    "learner_init_gain": "Scale of the learners' initial weight matrices (1: the drawn Glorot weights).",
     "meta_steps": "Meta-training steps.",
     "meta_batch": "Tasks per meta-step (default: the task's).",
     "meta_lr": "Outer Adam learning rate (default: the task's).",

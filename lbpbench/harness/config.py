@@ -48,6 +48,7 @@ class RunConfig:
     baseline: str | None = None
     seed: int = 0
     learner_seed: int | None = None  # None: `seed`; else the learned protocol's initial weights come from it
+    learner_init_gain: float = 1.0  # the learners' initial weight matrices are drawn, then scaled by this
     meta_steps: int = 200
     meta_batch: int | None = None  # None: the task's default (4 sinusoid, 1 MNIST)
     meta_lr: float | None = None  # None: the task's default (1e-4 sinusoid, 5e-4 MNIST)
@@ -249,6 +250,11 @@ def validate_fields(data: dict[str, Any]) -> list[str]:
         if data.get(name) is not None and data[name] not in allowed:
             problems.append(f"{name} must be one of {', '.join(allowed)}; got {data[name]!r}")
     at_least("warmup_steps", 0)
+    if "learner_init_gain" in data and not data["learner_init_gain"] > 0:
+        problems.append(f"learner_init_gain must be > 0, got {data['learner_init_gain']!r}")
+    if data.get("init_from") and data.get("learner_init_gain", 1.0) != 1.0:
+        problems.append("learner_init_gain scales a drawn learner; with init_from the learner is loaded: "
+                        "leave learner_init_gain at 1")
     if "clip_norm" in data and not data["clip_norm"] > 0:
         problems.append(f"clip_norm must be > 0, got {data['clip_norm']!r}")
     if problems:

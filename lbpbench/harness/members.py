@@ -247,6 +247,17 @@ class Member:
         self.abandon_cause = state.get("abandon_cause")
 
 
+@torch.no_grad()
+def scale_learner_matrices(net: MessagePassingNetwork, gain: float) -> None:
+    """Multiply every learner weight matrix (not biases, not out_scale) by `gain`, before calibration.
+
+    Which initial learner escapes the task-average plateau is a lottery of its draw
+    (results/search/README.md, rounds 5-9); the scale of the draw sets how saturated its units start."""
+    for parameter in net.cores.parameters():
+        if parameter.ndim >= 2:
+            parameter.mul_(gain)
+
+
 def schema1_weights(state: dict[str, Any]) -> dict[str, Tensor]:
     """Trainable weights of a checkpoint written before schema 2 (net state + prior by "/" keys)."""
     weights = {NET + k: v for k, v in state.get("net", {}).items()}
@@ -264,6 +275,8 @@ class ProtocolMember(Member):
         # lottery of its own (results/search/README.md, rounds 5-8), so it can be set apart.
         torch.manual_seed(config.seed if config.learner_seed is None else config.learner_seed)
         self.net = learner_network(config, network_spec(config, self.family), registry)
+        if config.learner_init_gain != 1.0:
+            scale_learner_matrices(self.net, config.learner_init_gain)
         self.optimizee = self.net.optimizee
         passes, blend = defaults.calibration(self.family)
         calibration = self.family.sample(passes, self.generator, split="train")

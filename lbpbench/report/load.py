@@ -62,6 +62,7 @@ LEARNED_ONLY = frozenset(
         "learned_prior",
         "calibration",
         "loss_rule",
+        "learner_init_gain",
         "abandon_plateau_at",
     }
 )
