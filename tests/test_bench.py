@@ -165,6 +165,24 @@ def test_seed_scaling_times_one_seed_and_a_seed_batch(one_thread: None) -> None:
     assert row["seeds"] == 2 and row["one_seed_s"] > 0 and row["batch_s"] > 0
 
 
+def test_timed_meta_steps_keep_training_however_often_they_are_called(one_thread: None) -> None:
+    """Every timed call is a whole meta-step (forward, backward, update) of every member. Guards a
+    past bench bug: its cases had meta_steps = 1, so after the warm-up call a seed batch's members
+    were finished and the timed calls ran the forward pass only (8 seeds "3.30 x one seed")."""
+    from lbpbench.bench.cases import case_workload, seed_batch_workload
+
+    for work in (case_workload("meta", "sinusoid-5x10", "stateful", "mean", "cpu", **TINY),
+                 seed_batch_workload("sinusoid-5x10", "stateful", "mean", "cpu", 2, **TINY)):
+        population = work.step.__self__
+        for _ in range(3):  # the warm-up and first timed calls
+            work.step()
+        before = {n: w.detach().clone() for n, w in population.weights.items()}
+        work.step()
+        assert all(m.step == 4 for m in population.members)
+        moved = [n for n, w in population.weights.items() if not torch.equal(w.detach(), before[n])]
+        assert len(moved) == len(before), sorted(set(before) - set(moved))[:3]
+
+
 def test_growth_point_in_process_on_the_cpu() -> None:
     point = growth_point_in_process(batch=3, hidden=4, rounds=1, device="cpu")
     assert point["seconds"] > 0 and math.isnan(point["step_delta_mb"])

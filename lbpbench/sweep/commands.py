@@ -131,9 +131,10 @@ class WorkersType(click.ParamType):
               help="Do not write the report (reports/<sweep>/, or OUT/report/ with --out) afterwards.")
 @click.option("--seed-batch", is_flag=True,
               help="Meta-train the seeds of each configuration as one vectorised job (pays on a GPU: "
-                   "8 seeds in 0.47-0.62x one seed's time on an H100; on a CPU 3.3x, against 8x run by "
-                   "run). The same results up to float rounding (final metrics within 2.8e-4 relative "
-                   "in the default sweep on CUDA, see results/benchmarks/gpu_h100/).")
+                   "the default sweep on an H100 took 57 s against 72.5 s run by run; not on a CPU: 8 "
+                   "seeds cost 5.6-7.4x one seed there, about a loop's 8x). The same results up to float "
+                   "rounding (final metrics within 2.8e-4 relative in the default sweep on CUDA, see "
+                   "results/benchmarks/gpu_h100/).")
 @click.option("--compile", "compile_", is_flag=True,
               help="torch.compile each run's inner step (minutes to compile, faster meta-steps on a CPU; "
                    "pays for long runs). Results match eager.")
