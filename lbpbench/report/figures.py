@@ -380,7 +380,8 @@ def quality_figures(
         f"their own share): {band}. Seeds reach a meta-step at different times, so each seed's curve is "
         f"interpolated linearly onto a common grid of {WALL_GRID_POINTS} points per configuration (from "
         "the earliest first evaluation to the latest last one; before its first evaluation a seed has "
-        "no value, after its last it keeps its last value) before averaging.",
+        "no value, after its last it keeps its last value: a draw abandoned on the plateau stays at the "
+        "value it was abandoned with) before averaging.",
     )
     data = meta_eval_data(runs, curves, keys, targets)
     if data.empty:
