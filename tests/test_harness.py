@@ -615,17 +615,16 @@ def test_learner_init_gain_scales_the_drawn_matrices_only():
     the run id of gain 1 is the id of a config without it; bad values are refused with the reason."""
     from lbpbench.sweep.identity import run_id
 
-    plain = _learner_weights(ProtocolMember(RunConfig(**TINY, seed=3)))
+    plain_member = ProtocolMember(RunConfig(**TINY, seed=3))
     scaled_member = ProtocolMember(RunConfig(**TINY, seed=3, learner_init_gain=0.5))
-    scaled = _learner_weights(scaled_member)
+    plain, scaled = _learner_weights(plain_member), _learner_weights(scaled_member)
     matrices = [n for n, v in plain.items() if v.ndim >= 2]
     assert matrices and len(matrices) < len(plain)
     for name, value in plain.items():
         expected = 0.5 * value if value.ndim >= 2 else value
         assert torch.equal(scaled[name], expected), name
     out_scales = {n: p for n, p in scaled_member.net.named_parameters() if n.endswith("out_scale")}
-    plain_scales = {n: p for n, p in ProtocolMember(RunConfig(**TINY, seed=3)).net.named_parameters()
-                    if n.endswith("out_scale")}
+    plain_scales = {n: p for n, p in plain_member.net.named_parameters() if n.endswith("out_scale")}
     assert out_scales and all(torch.equal(out_scales[n], plain_scales[n]) for n in out_scales)
     assert run_id(RunConfig(**TINY, seed=3)) == run_id(RunConfig(**TINY, seed=3, learner_init_gain=1.0))
     assert run_id(RunConfig(**TINY, seed=3)) != run_id(RunConfig(**TINY, seed=3, learner_init_gain=0.5))

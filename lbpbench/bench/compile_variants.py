@@ -12,12 +12,12 @@ from __future__ import annotations
 import os
 import statistics
 import sys
-import time
 
 
 def main(argv: list[str]) -> None:
     import torch
 
+    from lbpbench.bench.timing import time_call
     from lbpbench.harness.config import RunConfig
     from lbpbench.harness.members import ProtocolMember
     from lbpbench.harness.population import Population
@@ -35,15 +35,8 @@ def main(argv: list[str]) -> None:
     if mode == "whole":
         member.module.forward = torch.compile(member.module.forward, dynamic=False)
     population = Population([member])
-    started = time.perf_counter()
-    population.meta_step()
-    first = time.perf_counter() - started
-    population.meta_step()
-    times = []
-    for _ in range(20):
-        started = time.perf_counter()
-        population.meta_step()
-        times.append(time.perf_counter() - started)
+    (first,) = time_call(population.meta_step, member.device, rounds=1, warmup=0)
+    times = time_call(population.meta_step, member.device, rounds=20, warmup=1)
     print(f"{mode} threads={threads} meta_batch={member.meta_batch} first={first:.1f}s "
           f"median={statistics.median(times):.4f} min={min(times):.4f} "
           f"load={os.getloadavg()[0]:.2f}", flush=True)
