@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import time
 
 import pytest
 import torch
@@ -92,6 +93,25 @@ def test_run_config_resumes_with_its_mid_training_evaluations(tmp_path):
         # wall_s differs between the runs; every metric of the learner itself must not
         keep = a.metric != "wall_s"
         assert a[keep].equals(b[b.metric != "wall_s"]), phase
+
+
+def test_a_resumed_run_reports_the_wall_time_of_every_session(tmp_path):
+    """wall_time_s (runs.parquet, the restarts table's cost) is the run's whole time, not the last
+    session's: a run resumed across sessions once reported only its last one."""
+    files = RunFiles(tmp_path)
+    run_config(RunConfig(**{**TINY, "meta_steps": 2}), tmp_path, progress=False)
+    state = files.read_checkpoint()
+    assert 0 < state["train_seconds"] <= state["wall_seconds"]
+    files.write_checkpoint({**state, "wall_seconds": 1000.0})  # as if earlier sessions took 1000 s
+    started = time.monotonic()
+    resumed = run_config(RunConfig(**{**TINY, "meta_steps": 3}), tmp_path, progress=False)
+    assert 1000.0 < resumed.wall_time_s <= 1000.0 + (time.monotonic() - started)
+    assert files.read_checkpoint()["wall_seconds"] > 1000.0
+    # A checkpoint from before wall_seconds existed: its meta-training seconds are what is known.
+    old = {k: v for k, v in files.read_checkpoint().items() if k != "wall_seconds"}
+    files.write_checkpoint({**old, "train_seconds": 500.0})
+    again = run_config(RunConfig(**{**TINY, "meta_steps": 4}), tmp_path, progress=False)
+    assert again.wall_time_s > 500.0
 
 
 def test_resume_refuses_a_checkpoint_of_other_settings(tmp_path):

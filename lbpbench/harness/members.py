@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import time
 from typing import Any
 
 import torch
@@ -138,6 +139,10 @@ class Member:
         self.history: list[list[float]] = []  # [step, meta_loss, hint_loss, heldout_loss]
         self.meta_evals: list[dict[str, Any]] = []  # evaluation rows taken during meta-training
         self.train_seconds = 0.0  # wall time spent meta-training (this member's share), across resumes
+        # The run's wall time before this process took it up (construction, meta-training and
+        # evaluations of earlier sessions), so a run resumed across sessions reports all of it.
+        self.earlier_wall_seconds = 0.0
+        self._segment_started = time.monotonic()
         self.diverged = False
         self.cause: str | None = None  # why it diverged, naming the component where known
         self.abandoned_at: int | None = None  # meta-step it stopped at on the plateau (harness/plateau.py)
@@ -196,6 +201,11 @@ class Member:
         self.abandon_cause = cause
 
     @property
+    def wall_seconds(self) -> float:
+        """The run's wall time so far, every session it was resumed in included."""
+        return self.earlier_wall_seconds + (time.monotonic() - self._segment_started)
+
+    @property
     def still_training(self) -> bool:
         """Still meta-training: not diverged, not abandoned, steps left."""
         return not (self.diverged or self.abandoned_at is not None or self.step >= self.config.meta_steps)
@@ -212,6 +222,7 @@ class Member:
             "history": self.history,
             "meta_evals": self.meta_evals,
             "train_seconds": self.train_seconds,
+            "wall_seconds": self.wall_seconds,
             "diverged": self.diverged,
             "cause": self.cause,
             "abandoned_at": self.abandoned_at,
@@ -241,6 +252,9 @@ class Member:
         self.history = [list(map(float, row)) for row in state["history"]]
         self.meta_evals = list(state.get("meta_evals", []))
         self.train_seconds = float(state.get("train_seconds", 0.0))
+        # Checkpoints written before wall_seconds existed hold only the meta-training seconds.
+        self.earlier_wall_seconds = float(state.get("wall_seconds", self.train_seconds))
+        self._segment_started = time.monotonic()
         self.diverged = bool(state["diverged"])
         self.cause = state.get("cause")
         self.abandoned_at = state.get("abandoned_at")

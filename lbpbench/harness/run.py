@@ -46,10 +46,11 @@ class RunResult:
     status: str  # ok | diverged | failed
     curves: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=CURVE_COLUMNS))
     final: dict[str, float] = field(default_factory=dict)
-    wall_time_s: float = 0.0
+    wall_time_s: float = 0.0  # the whole run's, earlier sessions of a resumed run included
     error: str | None = None  # failed: the traceback; diverged: the cause
     metric: str = ""
     device: str = "cpu"
+    earlier_wall_s: float = 0.0  # wall time of the sessions before this one (a resumed run)
 
 
 def _final(evaluation: Evaluation, horizon: int) -> dict[str, float]:
@@ -99,7 +100,7 @@ def run_config(
             )
     except Exception:  # noqa: BLE001 - a sweep records failures instead of stopping
         result = RunResult("failed", error=traceback.format_exc(), device=config.device)
-    result.wall_time_s = time.monotonic() - started
+    result.wall_time_s = result.earlier_wall_s + (time.monotonic() - started)
     return result
 
 
@@ -140,7 +141,7 @@ def run_seed_batch(
         results = [RunResult("failed", error=error, device=c.device) for c in configs]
     share = (time.monotonic() - started) / len(configs)
     for result in results:
-        result.wall_time_s = share
+        result.wall_time_s = result.earlier_wall_s + share
     return results
 
 
@@ -227,7 +228,7 @@ def _finish(member: Member, files: CheckpointFiles | None, registry: Any) -> Run
         member.mark_diverged("the trained rule's evaluation is not finite")
     status = "diverged" if member.diverged else "ok"
     return RunResult(status, curves, final, error=member.cause, metric=member.family.metric,
-                     device=str(member.device))
+                     device=str(member.device), earlier_wall_s=member.earlier_wall_seconds)
 
 
 def _transfer(member: ProtocolMember, task: str, registry: Any) -> tuple[Evaluation, int]:
