@@ -98,6 +98,10 @@ def test_run_seed_batch_writes_what_run_config_writes_and_resumes(tmp_path: Path
     # Resume: members continue from their own checkpoints, one step more, exactly as run_config would.
     longer = tiny_configs(meta_steps=3, eval_every=1)
     resumed = run_seed_batch(longer, dirs)
+    for out, result in zip(dirs, resumed, strict=True):
+        # the checkpoint books each member its share of the batch's wall time, as its result does
+        earlier = torch.load(out / "checkpoint.pt", weights_only=False)["wall_seconds"]
+        assert 0 < earlier < result.wall_time_s
     for config, result in zip(longer, resumed, strict=True):
         alone = run_config(config, tmp_path / f"single{config.seed}", progress=False)
         meta = lambda r: r.curves[r.curves.phase == "meta_train"].value.to_numpy()  # noqa: E731

@@ -143,6 +143,7 @@ class Member:
         # evaluations of earlier sessions), so a run resumed across sessions reports all of it.
         self.earlier_wall_seconds = 0.0
         self._segment_started = time.monotonic()
+        self.wall_share = 1.0  # a seed batch of n members books 1/n of its wall time to each
         self.diverged = False
         self.cause: str | None = None  # why it diverged, naming the component where known
         self.abandoned_at: int | None = None  # meta-step it stopped at on the plateau (harness/plateau.py)
@@ -202,8 +203,8 @@ class Member:
 
     @property
     def wall_seconds(self) -> float:
-        """The run's wall time so far, every session it was resumed in included."""
-        return self.earlier_wall_seconds + (time.monotonic() - self._segment_started)
+        """The run's wall time so far (a seed batch member: its share), every session included."""
+        return self.earlier_wall_seconds + self.wall_share * (time.monotonic() - self._segment_started)
 
     @property
     def still_training(self) -> bool:

@@ -133,6 +133,8 @@ def run_seed_batch(
         files = [run_files(o) for o in out_dirs]
         members = [make_member(c, registry) for c in configs]
         resume(members, files)
+        for member in members:
+            member.wall_share = 1 / len(configs)  # as the results' share below
         if len({m.step for m in members if m.still_training}) > 1:
             return one_by_one()
         results = _train_and_finish(members, files, progress, registry)
