@@ -2,32 +2,44 @@
 
 The stuck draws sit at the task-average curve's loss (0.0185); an escaped learned protocol reaches
 0.002 after 5 steps. Would a learner that imitated a gradient rule start below the plateau? This
-runs 5 steps of three per-task rules from the optimizee's own initial draw (init std 0.05), on 100
-evaluation tasks, over a grid of step sizes: plain SGD, per-tensor normalised gradient descent
-(each tensor moves by `lr` along its gradient's direction) and sign descent. Prints the eval L2
-after the 5th step for each rule and step size.
+evaluates three per-task rules through the suite's own evaluation (`evaluate` with a
+`GradientStepper`: the fixed 100 evaluation tasks and initial networks every learner is scored
+on), over a grid of step sizes: plain SGD (the `sgd` baseline's rule), per-tensor normalised
+gradient descent (each tensor moves by `lr` along its gradient's direction) and sign descent.
+Prints the eval L2 after the 5th step for each rule and step size, and before any step.
 
 Run from the repository root:
 OMP_NUM_THREADS=1 python results/search/gradient_rules.py > results/search/gradient_rules.txt
 """
 
-import torch
+from typing import Any
 
+import torch
+from torch import Tensor
+
+from lbpbench.harness.baselines import SGD, GradientStepper
 from lbpbench.harness.config import RunConfig
+from lbpbench.harness.evaluate import evaluate
 from lbpbench.harness.members import make_family, network_spec, resolve_registry
 from lbpbench.tasks.optimizee import build_optimizee
 
-RULES = ("sgd", "normalised", "sign")
 STEP_SIZES = (0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0)
 
 
-def direction(rule: str, grad: torch.Tensor) -> torch.Tensor:
-    if rule == "sgd":
-        return grad
-    if rule == "sign":
-        return grad.sign()
-    norm = grad.flatten(1).norm(dim=1).clamp_min(1e-12)
-    return grad / norm.view(-1, *[1] * (grad.dim() - 1))
+class NormalisedDescent:
+    """Each tensor of each task moves by `lr` along its gradient's direction."""
+
+    def step(self, params: dict[str, Tensor], grads: dict[str, Tensor], state: Any,
+             lr: float) -> tuple[dict[str, Tensor], Any]:
+        def unit(g: Tensor) -> Tensor:
+            return g / g.flatten(1).norm(dim=1).clamp_min(1e-12).view(-1, *[1] * (g.dim() - 1))
+        return {k: p - lr * unit(grads[k]) for k, p in params.items()}, state
+
+
+class SignDescent:
+    def step(self, params: dict[str, Tensor], grads: dict[str, Tensor], state: Any,
+             lr: float) -> tuple[dict[str, Tensor], Any]:
+        return {k: p - lr * grads[k].sign() for k, p in params.items()}, state
 
 
 def main() -> None:
@@ -36,21 +48,13 @@ def main() -> None:
     registry = resolve_registry(None)
     family = make_family(config, registry)
     optimizee = build_optimizee(network_spec(config, family), registry)
-    generator = torch.Generator().manual_seed(123)
-    tasks = family.sample(100, generator, split="eval")
-    start = optimizee.init_params(100, generator)
     print("rule,step_size,eval_loss_after_5_steps")
-    for rule in RULES:
+    for name, rule in (("sgd", SGD()), ("normalised", NormalisedDescent()), ("sign", SignDescent())):
         for size in STEP_SIZES:
-            params = {k: v.clone() for k, v in start.items()}
-            for s in range(family.inner_steps):
-                params = {k: v.detach().requires_grad_() for k, v in params.items()}
-                loss = optimizee.loss(params, tasks.train_x[:, s], tasks.train_y[:, s]).sum()
-                grads = torch.autograd.grad(loss, list(params.values()))
-                params = {k: (v - size * direction(rule, g)).detach()
-                          for (k, v), g in zip(params.items(), grads, strict=True)}
-            value = optimizee.loss(params, tasks.eval_x, tasks.eval_y).mean().item()
-            print(f"{rule},{size:g},{value:.5g}")
+            evaluation = evaluate(optimizee, family, GradientStepper(optimizee, rule, size),
+                                  n_tasks=config.eval_tasks)
+            print(f"{name},{size:g},{evaluation.mean('eval_loss', family.inner_steps):.5g}")
+    print(f"before any step,0,{evaluation.mean('eval_loss', 0):.5g}")
 
 
 if __name__ == "__main__":
