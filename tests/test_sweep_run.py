@@ -107,6 +107,19 @@ def test_resume_skips_finished_runs(env: Path) -> None:
     assert len(ends(env / "marker.txt")) == N_RUNS + 3
 
 
+def test_a_narrower_rerun_says_which_finished_runs_leave_the_table(env: Path) -> None:
+    assert sweep().exit_code == 0
+    result = sweep("--set", "seed=1")  # one seed of the study, re-run into the same folder
+    assert result.exit_code == 0, result.output
+    runs = pd.read_parquet(env / "out" / "runs.parquet")
+    assert set(runs["seed"]) == {1}
+    assert "note: 6 finished run(s) planned by this folder's previous spec" in result.output
+    result = sweep()  # the whole spec again: every run listed, none re-run, no note
+    assert result.exit_code == 0, result.output
+    assert len(pd.read_parquet(env / "out" / "runs.parquet")) == N_RUNS
+    assert len(ends(env / "marker.txt")) == N_RUNS and "note:" not in result.output
+
+
 def test_diverged_is_finished_and_failed_needs_retry(env: Path) -> None:
     result = sweep(env={"LBPBENCH_FAKE_FAIL": "1", "LBPBENCH_FAKE_DIVERGE": "2"})
     assert result.exit_code == 1

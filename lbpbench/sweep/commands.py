@@ -205,6 +205,7 @@ def _unusable_folder(root: Path) -> str | None:
 def _run_locked(spec: SweepSpec, planned: list[tuple[str, dict[str, Any], dict[str, Any]]],
                 results: store_mod.ResultsStore, runner: Any, executor: str, workers: int,
                 address: str | None, fail_fast: bool, retry_failed: bool, *, progress: bool) -> int:
+    previous = results.read_index()
     results.write_spec(spec.to_toml())
     run_ids = [rid for rid, _, _ in planned]
     results.write_index(spec.name, run_ids)
@@ -256,6 +257,7 @@ def _run_locked(spec: SweepSpec, planned: list[tuple[str, dict[str, Any], dict[s
         runs_df, _ = results.merge(spec.name, run_ids)
     for message in dict.fromkeys(str(w.message) for w in caught if "left out of" in str(w.message)):
         click.echo(f"warning: {message}", err=True)
+    _note_runs_of_the_previous_spec(results, previous, run_ids)
     final = Counter(runs_df["status"]) if len(runs_df) else Counter()
     left_out = len(results.left_out)
     not_done = len(planned) - len(runs_df) - left_out
@@ -270,6 +272,23 @@ def _run_locked(spec: SweepSpec, planned: list[tuple[str, dict[str, Any], dict[s
     if final.get("failed", 0) and not retry_failed:
         click.echo("failed runs are kept; re-run them with --retry-failed", err=True)
     return EXIT_FAILED if (stopped_early or final.get("failed", 0) or not_done or left_out) else 0
+
+
+def _note_runs_of_the_previous_spec(results: store_mod.ResultsStore, previous: dict[str, Any] | None,
+                                    run_ids: list[str]) -> None:
+    """Say so when runs.parquet no longer lists finished runs that the folder's previous spec planned.
+
+    A narrower re-run (`--set seed=5` on a study's folder) merges only its own runs, by design; a
+    user who re-ran one seed should learn that the others left the table, not find it out in a report.
+    """
+    planned = set(run_ids)
+    dropped = [rid for rid in (previous or {}).get("run_ids", [])
+               if rid not in planned and results.read_run(rid, check_curves=False).finished]
+    if dropped:
+        click.echo(f"note: {len(dropped)} finished run(s) planned by this folder's previous spec are not "
+                   "in this one, so runs.parquet no longer lists them (their folders are kept; "
+                   "`lbpbench sweep run` of that spec lists them again, without re-running them)",
+                   err=True)
 
 
 # --------------------------------------------------------------------------------------------- status
