@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import math
+import subprocess
+import sys
 import time
 
 import pytest
@@ -526,6 +528,15 @@ def test_progress_export_reads_an_unfinished_run(tmp_path):
     assert meta.value.iloc[0] == pytest.approx((history[0][1] + history[1][1]) / 2)
     evals = frame[frame.phase == "meta_eval"]
     assert sorted(set(evals.step)) == [2, 4] and {"eval_loss", "wall_s"} <= set(evals.metric)
+    # the module's command line: piped into a reader that stops early, and pointed at no run
+    command = [sys.executable, "-m", "lbpbench.harness.progress", str(tmp_path), "--every", "1"]
+    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE) as proc:
+        assert proc.stdout is not None and proc.stderr is not None
+        proc.stdout.close()  # the reader is gone before the first line, as after `| head -n 0`
+        stderr = proc.stderr.read().decode()
+    assert proc.returncode == 0 and "Traceback" not in stderr, stderr
+    missing = subprocess.run([*command[:3], str(tmp_path / "nothing")], capture_output=True, text=True)
+    assert missing.returncode == 2 and "holds no checkpoint.pt" in missing.stderr
 
 
 def test_eval_json_and_eval_seed(tmp_path):

@@ -8,6 +8,7 @@ its curve at every stop. `python -m lbpbench.harness.progress RUN_DIR [--every N
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -42,9 +43,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("run_dir", type=Path)
     parser.add_argument("--every", type=int, default=100, help="meta-steps per averaged block")
     args = parser.parse_args(argv)
+    if not (args.run_dir / "checkpoint.pt").is_file():
+        parser.exit(2, f"error: {args.run_dir} holds no checkpoint.pt (not a run folder, or a run that "
+                       "has not reached its first checkpoint)\n")
     frame = progress_frame(args.run_dir, args.every)
-    sys.stdout.write(f"# python -m lbpbench.harness.progress {args.run_dir} --every {args.every}\n")
-    frame.to_csv(sys.stdout, index=False)
+    try:
+        sys.stdout.write(f"# python -m lbpbench.harness.progress {args.run_dir} --every {args.every}\n")
+        frame.to_csv(sys.stdout, index=False)
+        sys.stdout.flush()
+    except BrokenPipeError:  # `... | head` or `| grep -m1` closed the pipe: the reader has what it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so the exit flush stays quiet
 
 
 if __name__ == "__main__":
