@@ -46,6 +46,7 @@ meta_steps = 3
 seed = [0, 1, 2, 3, 4, 5]
 """
 N_RUNS = 6
+RUN_LONGER_THAN_ANY_DELAY = 60.0  # seconds a fake run sleeps where a test must act while it runs
 TINY = ["--message-size", "2", "--hidden-size", "2", "--mlp-widths", "8", "--eval-tasks", "3", "--quiet"]
 
 
@@ -208,7 +209,9 @@ def test_an_orphaned_worker_exits_before_writing(tmp_path) -> None:
 @pytest.mark.parametrize("when", ["workers starting", "runs in flight"])
 def test_ctrl_c_of_a_pool_sweep_fails_no_run_and_exits_130(workdir: Path, when: str) -> None:
     marker = workdir / "marker.txt"
-    proc = start_pool_sweep(workdir, marker, sleep=1.0)
+    # Runs far longer than any scheduling delay: the sweep cannot finish, nor record a run, before
+    # the signal arrives, however loaded the machine; a sweep that ignores Ctrl-C times out below.
+    proc = start_pool_sweep(workdir, marker, sleep=RUN_LONGER_THAN_ANY_DELAY)
     if when == "workers starting":  # the resource tracker and a first worker exist, nothing runs yet
         wait_until(lambda: len(children(proc.pid)) >= 2, proc)
     else:
