@@ -40,7 +40,7 @@ from lbpbench.report.quality import (
 )
 from lbpbench.report.render import build_report, render_html, render_markdown
 from lbpbench.report.settings import settings_table
-from lbpbench.report.stats import bootstrap_ci, iqm
+from lbpbench.report.stats import bootstrap_ci, bootstrap_difference_ci, iqm, mean_ci_text
 from lbpbench.report.tables import (
     NO_RECORD,
     REACHED_X,
@@ -158,6 +158,21 @@ def test_iqm_and_bootstrap_closed_forms() -> None:
     assert 1.0 <= low < 2.5 < high <= 4.0
     assert bootstrap_ci([1.0, 2.0, 3.0, 4.0]) == (low, high)  # fixed seed
     assert all(math.isnan(v) for v in bootstrap_ci([1.0]))
+
+
+def test_bootstrap_difference_ci_closed_forms() -> None:
+    a, b = [1.0, 2.0, 3.0, 4.0], [10.0, 10.5, 11.0]
+    diff, low, high = bootstrap_difference_ci(a, b)
+    assert diff == pytest.approx(2.5 - 10.5)
+    assert 1.0 - 11.0 <= low < diff < high <= 4.0 - 10.0  # inside the extreme resamples' range
+    shifted = bootstrap_difference_ci([v + 3.0 for v in a], b)  # a shift moves every resample
+    assert shifted == pytest.approx((diff + 3.0, low + 3.0, high + 3.0))
+    assert bootstrap_difference_ci([2.0, 2.0], [0.5, 0.5]) == pytest.approx((1.5, 1.5, 1.5))
+    assert bootstrap_difference_ci(a, b) == (diff, low, high)  # fixed seed
+    assert all(math.isnan(v) for v in bootstrap_difference_ci(a, [1.0, float("nan")]))
+    low, high = bootstrap_ci(a)
+    assert mean_ci_text(a + [float("nan")]) == f"2.5 [{low:.4g}, {high:.4g}] (n=4)"
+    assert mean_ci_text([0.001234567]) == "0.001235 (n=1)" and mean_ci_text([]) == "none"
 
 
 def test_summary_matches_closed_forms(summary) -> None:

@@ -16,7 +16,7 @@ from lbpbench.harness.config import RunConfig
 from lbpbench.report.load import normalise_runs
 from lbpbench.report.quality import SOURCE_OVERRIDE, Target
 from lbpbench.report.render import build_report, render_markdown
-from lbpbench.report.restarts import escape_interval, restarts_table
+from lbpbench.report.restarts import escape_interval, escape_rates_exact_p, restarts_table
 from lbpbench.sweep.commands import sweep_group
 
 AVERAGE = 0.0185  # the task-average curve's loss; the plateau line is 0.9 x this = 0.01665
@@ -73,6 +73,20 @@ def test_escape_interval_is_clopper_pearson() -> None:
     assert high == pytest.approx(stats.beta.ppf(0.975, 3, 3))
     assert escape_interval(0, 2) == (0.0, pytest.approx(1 - 0.025 ** 0.5))
     assert all(math.isnan(v) for v in escape_interval(0, 0))
+
+
+def test_escape_rates_exact_p_is_fishers_test_for_two_and_exact_for_more() -> None:
+    for a, b in (((3, 7), (0, 6)), ((1, 3), (0, 3)), ((4, 6), (3, 7)), ((5, 5), (0, 5))):
+        fisher = stats.fisher_exact([[a[0], a[1] - a[0]], [b[0], b[1] - b[0]]]).pvalue
+        assert escape_rates_exact_p([a, b]) == pytest.approx(fisher, rel=1e-9)
+    assert escape_rates_exact_p([(1, 3)] * 5) == pytest.approx(1.0)  # equal rates: nothing rarer
+    # 3 of 3, then 0 of 3 four times: 3 escapes among 15 draws all in one configuration. The tables
+    # as improbable as that are the five that put all three in one configuration.
+    assert escape_rates_exact_p([(3, 3)] + [(0, 3)] * 4) == pytest.approx(5 / math.comb(15, 3))
+    with pytest.raises(ValueError, match="two configurations"):
+        escape_rates_exact_p([(1, 3)])
+    with pytest.raises(ValueError, match="0..draws"):
+        escape_rates_exact_p([(4, 3), (0, 3)])
 
 
 def test_restarts_table_counts_escapes_and_prices_them() -> None:

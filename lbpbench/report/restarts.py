@@ -17,6 +17,7 @@ measures neither. So a configuration with restarts is described by three things,
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Mapping
 
@@ -48,6 +49,42 @@ def escape_interval(escaped: int, n: int, confidence: float = 0.95) -> tuple[flo
         return (float("nan"), float("nan"))
     ci = stats.binomtest(escaped, n).proportion_ci(confidence_level=confidence, method="exact")
     return (float(ci.low), float(ci.high))
+
+
+MAX_EXACT_TABLES = 2_000_000
+
+
+def escape_rates_exact_p(counts: list[tuple[int, int]]) -> float:
+    """Exact test that configurations share one escape rate: (escaped, draws) per configuration.
+
+    Why exact: with 3-6 draws a configuration, a chi-square approximation is meaningless. This is
+    Fisher's test generalised to r configurations (Freeman-Halton): with the draws per
+    configuration and the total escapes fixed, the p-value sums the hypergeometric probabilities
+    of every table no more probable than the one observed. For two configurations it is Fisher's
+    two-sided exact test.
+    """
+    if len(counts) < 2:
+        raise ValueError("an escape-rate comparison needs at least two configurations")
+    for k, n in counts:
+        if not 0 <= k <= n:
+            raise ValueError(f"escapes must lie in 0..draws, got {k} of {n}")
+    sizes = [n for _, n in counts]
+    if math.prod(n + 1 for n in sizes) > MAX_EXACT_TABLES:
+        raise ValueError(f"too many tables to enumerate for draws {sizes}")
+    total_k, total_n = sum(k for k, _ in counts), sum(sizes)
+
+    def log_probability(table: tuple[int, ...]) -> float:
+        return (sum(math.log(math.comb(n, x)) for x, n in zip(table, sizes, strict=True))
+                - math.log(math.comb(total_n, total_k)))
+
+    observed = log_probability(tuple(k for k, _ in counts))
+    p = 0.0
+    for table in itertools.product(*(range(n + 1) for n in sizes)):
+        if sum(table) == total_k:
+            lp = log_probability(table)
+            if lp <= observed + 1e-7:  # ties by float rounding count as ties, as in scipy
+                p += math.exp(lp)
+    return min(p, 1.0)
 
 
 def draw_outcomes(runs: pd.DataFrame, curves: pd.DataFrame, targets: Mapping[str, Target]) -> pd.DataFrame:

@@ -37,6 +37,44 @@ def bootstrap_ci(
     return (float(low), float(high))
 
 
+def bootstrap_difference_ci(
+    a: np.ndarray | list[float],
+    b: np.ndarray | list[float],
+    *,
+    confidence: float = 0.95,
+    resamples: int = BOOTSTRAP_RESAMPLES,
+    seed: int = BOOTSTRAP_SEED,
+) -> tuple[float, float, float]:
+    """mean(a) - mean(b) and its percentile-bootstrap interval, each side resampled on its own.
+
+    Two configurations' draws are independent (different cells, no pairing by seed that survives
+    thousands of meta-steps), so the sides are resampled apart; (nan, nan, nan) below two values a
+    side, where a resample has no spread to show.
+    """
+    x, y = (np.asarray(v, dtype=float) for v in (a, b))
+    x, y = x[np.isfinite(x)], y[np.isfinite(y)]
+    if x.size < 2 or y.size < 2:
+        return (float("nan"), float("nan"), float("nan"))
+    rng = np.random.default_rng(seed)
+    diffs = (x[rng.integers(0, x.size, (resamples, x.size))].mean(axis=1)
+             - y[rng.integers(0, y.size, (resamples, y.size))].mean(axis=1))
+    alpha = (1.0 - confidence) / 2.0
+    low, high = np.quantile(diffs, [alpha, 1.0 - alpha])
+    return (float(x.mean() - y.mean()), float(low), float(high))
+
+
+def mean_ci_text(values: np.ndarray | list[float], digits: int = 4) -> str:
+    """"mean [low, high] (n=k)" over the finite values, for the numbers files behind a summary's
+    claims; "none" without a finite value, no interval below two."""
+    x = np.asarray(values, dtype=float)
+    x = x[np.isfinite(x)]
+    if x.size == 0:
+        return "none"
+    low, high = bootstrap_ci(x)
+    ci = "" if np.isnan(low) else f" [{low:.{digits}g}, {high:.{digits}g}]"
+    return f"{x.mean():.{digits}g}{ci} (n={x.size})"
+
+
 def iqm(values: np.ndarray | list[float]) -> float:
     """Interquartile mean (mean of the middle 50 %, `trim_mean(x, 0.25)`), robust to one bad seed."""
     x = np.asarray(values, dtype=float)

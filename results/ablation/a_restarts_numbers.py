@@ -23,7 +23,7 @@ from lbpbench.report.load import load_results
 from lbpbench.report.quality import SOURCE_OVERRIDE, Target, first_reach
 from lbpbench.report.regions import CENTRE_ARC_RATIO, final_regions
 from lbpbench.report.restarts import draw_outcomes, escape_interval
-from lbpbench.report.stats import BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED, bootstrap_ci
+from lbpbench.report.stats import bootstrap_difference_ci, mean_ci_text
 
 FOLDER = sys.argv[1] if len(sys.argv) > 1 else "results/ablation/a_message_sharing_restarts"
 CONVERGED, GOOD = 0.01, 0.003  # "converges": first below 0.01; the issue's quality bar: 0.003
@@ -41,25 +41,13 @@ regions = final_regions(learned, curves).set_index("run_id")
 draws["centre_arc"] = regions["ratio"].reindex(draws.index) >= CENTRE_ARC_RATIO
 
 
-def mean_ci(values: np.ndarray, digits: int = 4) -> str:
-    values = values[np.isfinite(values)]
-    if values.size == 0:
-        return "none"
-    low, high = bootstrap_ci(values)
-    ci = "" if np.isnan(low) else f" [{low:.{digits}g}, {high:.{digits}g}]"
-    return f"{values.mean():.{digits}g}{ci} (n={values.size})"
-
-
 def difference(a: np.ndarray, b: np.ndarray) -> str:
     """mean(a) - mean(b) with a 95 % bootstrap CI, each side resampled on its own."""
-    a, b = a[np.isfinite(a)], b[np.isfinite(b)]
-    if a.size < 2 or b.size < 2:
-        return f"not enough escaped draws (n = {a.size} and {b.size}; 2 each needed)"
-    rng = np.random.default_rng(BOOTSTRAP_SEED)
-    diffs = (a[rng.integers(0, a.size, (BOOTSTRAP_RESAMPLES, a.size))].mean(1)
-             - b[rng.integers(0, b.size, (BOOTSTRAP_RESAMPLES, b.size))].mean(1))
-    low, high = np.quantile(diffs, [0.025, 0.975])
-    return f"{a.mean() - b.mean():.4g} [{low:.4g}, {high:.4g}]"
+    diff, low, high = bootstrap_difference_ci(a, b)
+    if np.isnan(diff):
+        n_a, n_b = int(np.isfinite(a).sum()), int(np.isfinite(b).sum())
+        return f"not enough escaped draws (n = {n_a} and {n_b}; 2 each needed)"
+    return f"{diff:.4g} [{low:.4g}, {high:.4g}]"
 
 
 print(f"{FOLDER}: {len(draws)} finished draws of {len(learned)} learned runs in runs.parquet")
@@ -73,8 +61,8 @@ for axis in ("message_size", "sharing"):
         low, high = escape_interval(k, n)
         esc = group[group["escaped"]]
         print(f"  {axis} = {value}: escaped {k} of {n} [{low:.2f}, {high:.2f}]; escaped draws: "
-              f"final {mean_ci(esc['final'].to_numpy(float))}, "
-              f"steps to {CONVERGED} {mean_ci(esc['steps_to_0.01'].to_numpy(float))}, "
+              f"final {mean_ci_text(esc['final'].to_numpy(float))}, "
+              f"steps to {CONVERGED} {mean_ci_text(esc['steps_to_0.01'].to_numpy(float))}, "
               f"reached {GOOD}: {int(np.isfinite(esc['steps_to_0.003']).sum())} of {k}; "
               f"centre arcs {int(group['centre_arc'].sum())} of {n}")
 
