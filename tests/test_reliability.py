@@ -146,7 +146,9 @@ def no_traceback(result: click.testing.Result | str) -> None:
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 def test_kill_9_of_a_pool_sweep_leaves_no_worker_behind(workdir: Path) -> None:
     marker = workdir / "marker.txt"
-    proc = start_pool_sweep(workdir, marker, sleep=1.0)
+    # Runs outlast any scheduling delay: the first worker cannot finish a run before the second
+    # starts one, however loaded the machine, and an orphan would still be running 5 s after the kill.
+    proc = start_pool_sweep(workdir, marker, sleep=RUN_LONGER_THAN_ANY_DELAY)
     try:
         wait_until(lambda: len({pid for _, pid in starts(marker)}) >= 2, proc)  # both workers in a run
         helpers = children(proc.pid)  # the two workers and multiprocessing's resource tracker
@@ -161,7 +163,6 @@ def test_kill_9_of_a_pool_sweep_leaves_no_worker_behind(workdir: Path) -> None:
     for p in survivors:
         os.kill(p, signal.SIGKILL)
     assert not survivors, "processes of a killed sweep kept running"
-    time.sleep(1.2)  # longer than a run: an orphan would have finished one and started the next
     assert len(starts(marker)) == 2 and not ends(marker), marker.read_text()
     assert statuses(workdir / "out") == {}
     assert not lock_held(workdir / "out" / ".lock")
