@@ -80,3 +80,18 @@ for axis, a, b in (("message_size", 8, 1), ("message_size", 8, 4), ("sharing", "
     for column in ("steps_to_0.01", "final"):
         print(f"  {axis} {a} - {b}, {column}: "
               f"{difference(sa[column].to_numpy(float), sb[column].to_numpy(float))}")
+
+print("\nsharing at one message size (pooling over k confounds sharing with k where a level has not run "
+      "every k):")
+for k in sorted(draws["message_size"].unique(), reverse=True):
+    at_k = draws[draws["message_size"] == k]
+    for a, b in (("layer", "all"), ("layer", "kind"), ("kind", "all")):
+        da, db = at_k[at_k["sharing"] == a], at_k[at_k["sharing"] == b]
+        if len(da) and len(db):
+            ka, kb = int(da["escaped"].sum()), int(db["escaped"].sum())
+            p = fisher_exact([[ka, len(da) - ka], [kb, len(db) - kb]]).pvalue
+            sa, sb = da[da["escaped"]], db[db["escaped"]]
+            print(f"  k = {k}, {a} - {b}: escapes {ka} of {len(da)} against {kb} of {len(db)}, p = {p:.2f}; "
+                  f"final {difference(sa['final'].to_numpy(float), sb['final'].to_numpy(float))}; "
+                  f"steps to {CONVERGED} "
+                  f"{difference(sa['steps_to_0.01'].to_numpy(float), sb['steps_to_0.01'].to_numpy(float))}")
