@@ -236,6 +236,36 @@ def test_ctrl_c_of_a_pool_sweep_fails_no_run_and_exits_130(workdir: Path, when: 
     assert set(statuses(workdir / "out").values()) == {"ok"} and len(statuses(workdir / "out")) == N_RUNS
 
 
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="pthread_kill of a thread")
+def test_ctrl_c_taken_by_another_thread_of_the_sweep_still_stops_it(workdir: Path) -> None:
+    """The kernel hands a process-wide SIGINT to any thread that does not block it; a helper thread
+    of the sweep takes it here, while the main thread waits on runs that last a minute."""
+    code = (
+        "import signal, sys, threading, time\n"
+        "from pathlib import Path\n"
+        "from lbpbench.cli import main\n"
+        "def interrupt():\n"
+        "    marker = Path('marker.txt')\n"
+        "    while not marker.exists() or marker.read_text().count('start') < 2:\n"
+        "        time.sleep(0.01)\n"
+        "    signal.pthread_kill(threading.get_ident(), signal.SIGINT)  # this thread, not main\n"
+        "threading.Thread(target=interrupt, daemon=True).start()\n"
+        "sys.argv = ['lbpbench', 'sweep', 'run', 'spec.toml', '--out', 'out', '--workers', '2',\n"
+        "            '--no-report', '--no-progress']\n"
+        "main()\n"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", code], cwd=workdir, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, start_new_session=True,
+                            env=subprocess_env(workdir / "marker.txt", sleep=RUN_LONGER_THAN_ANY_DELAY))
+    try:
+        output = proc.communicate(timeout=40)[0].decode()
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 130, output
+    assert "interrupted" in output and statuses(workdir / "out") == {}, output
+
+
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])  # Ctrl-C; `kill`, a scheduler
 def test_ctrl_c_of_train_saves_a_checkpoint_and_exits_130(tmp_path: Path, signum: int) -> None:
     args = [sys.executable, "-m", "lbpbench", "train", *[a for a in TINY if a != "--quiet"],

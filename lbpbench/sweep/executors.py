@@ -355,6 +355,8 @@ _in_run = False  # a pool worker is inside a runner call (a stop request interru
 PR_SET_PDEATHSIG = 1
 #: Seconds a stopping sweep gives its workers' interrupted runs to checkpoint before killing them.
 STOP_GRACE_S = 15.0
+#: Seconds the sweep sleeps at most between looks at its signals while its workers run.
+SIGNAL_POLL_S = 0.25
 
 
 def _init_worker(threads: int, parent_pid: int | None = None) -> None:
@@ -486,7 +488,10 @@ class ProcessPoolExecutorBackend(Executor):
     def _collect(self, pool: ProcessPoolExecutor, pending: dict[Future[list[RunOutcome]], Sequence[RunTask]],
                  on_done: OnDone, fail_fast: bool) -> bool:
         while pending:
-            done, _ = wait(pending, return_when=FIRST_COMPLETED)
+            # Wake up now and then: a Ctrl-C that the kernel delivered to another thread of this
+            # process only trips a flag; the main thread raises it when it next runs Python code,
+            # not while it sleeps in wait() (it could sleep until a run ends, hours later).
+            done, _ = wait(pending, timeout=SIGNAL_POLL_S, return_when=FIRST_COMPLETED)
             stop = False
             for fut in done:
                 job = pending.pop(fut)
