@@ -5,6 +5,7 @@ from __future__ import annotations
 import getpass
 import os
 import shutil
+import signal
 import sys
 import tempfile
 import tomllib
@@ -81,3 +82,12 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Let subprocesses of the tests see Ctrl-C. A suite started as a background job of a
+    non-interactive shell (`cmd &`, CI scripts) inherits SIGINT ignored, and an ignored signal
+    stays ignored across exec: every `lbpbench` the Ctrl-C tests start would ignore their SIGINT.
+    A handler (unlike SIG_IGN) is reset to the default on exec, so the children start normal."""
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
