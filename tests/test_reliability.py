@@ -75,6 +75,17 @@ def start_pool_sweep(cwd: Path, marker: Path, sleep: float) -> subprocess.Popen:
         start_new_session=True)
 
 
+def exited_interrupted(proc: subprocess.Popen, timeout: float) -> str:
+    """The output of a subprocess told to stop, which must exit 130 within `timeout` (killed if not)."""
+    try:
+        output = proc.communicate(timeout=timeout)[0].decode()
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 130, output
+    return output
+
+
 def children(pid: int) -> list[int]:
     """Processes whose parent is `pid` (Linux /proc)."""
     found = []
@@ -218,12 +229,7 @@ def test_ctrl_c_of_a_pool_sweep_fails_no_run_and_exits_130(workdir: Path, when: 
     else:
         wait_until(lambda: len({pid for _, pid in starts(marker)}) >= 2, proc)
     os.killpg(proc.pid, signal.SIGINT)  # what a terminal's Ctrl-C does: the whole process group
-    try:
-        output = proc.communicate(timeout=20)[0].decode()
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-    assert proc.returncode == 130, output
+    output = exited_interrupted(proc, timeout=20)
     no_traceback(output)
     assert "failed" not in output and "interrupted" in output, output
     assert statuses(workdir / "out") == {}  # nothing recorded: no run failed, none half-written
@@ -257,12 +263,7 @@ def test_ctrl_c_taken_by_another_thread_of_the_sweep_still_stops_it(workdir: Pat
     proc = subprocess.Popen([sys.executable, "-c", code], cwd=workdir, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, start_new_session=True,
                             env=subprocess_env(workdir / "marker.txt", sleep=RUN_LONGER_THAN_ANY_DELAY))
-    try:
-        output = proc.communicate(timeout=40)[0].decode()
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-    assert proc.returncode == 130, output
+    output = exited_interrupted(proc, timeout=40)
     assert "interrupted" in output and statuses(workdir / "out") == {}, output
 
 
