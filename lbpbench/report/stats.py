@@ -13,6 +13,11 @@ BOOTSTRAP_SEED = 0
 BOOTSTRAP_RESAMPLES = 2000
 
 
+def _resampled_means(x: np.ndarray, rng: np.random.Generator, resamples: int) -> np.ndarray:
+    """Means of `resamples` samples of x drawn with replacement."""
+    return x[rng.integers(0, x.size, size=(resamples, x.size))].mean(axis=1)
+
+
 def bootstrap_ci(
     values: np.ndarray | list[float],
     *,
@@ -29,9 +34,7 @@ def bootstrap_ci(
     x = x[np.isfinite(x)]
     if x.size < 2:
         return (float("nan"), float("nan"))
-    rng = np.random.default_rng(seed)
-    idx = rng.integers(0, x.size, size=(resamples, x.size))
-    means = x[idx].mean(axis=1)
+    means = _resampled_means(x, np.random.default_rng(seed), resamples)
     alpha = (1.0 - confidence) / 2.0
     low, high = np.quantile(means, [alpha, 1.0 - alpha])
     return (float(low), float(high))
@@ -56,8 +59,7 @@ def bootstrap_difference_ci(
     if x.size < 2 or y.size < 2:
         return (float("nan"), float("nan"), float("nan"))
     rng = np.random.default_rng(seed)
-    diffs = (x[rng.integers(0, x.size, (resamples, x.size))].mean(axis=1)
-             - y[rng.integers(0, y.size, (resamples, y.size))].mean(axis=1))
+    diffs = _resampled_means(x, rng, resamples) - _resampled_means(y, rng, resamples)
     alpha = (1.0 - confidence) / 2.0
     low, high = np.quantile(diffs, [alpha, 1.0 - alpha])
     return (float(x.mean() - y.mean()), float(low), float(high))
