@@ -16,7 +16,13 @@ from lbpbench.harness.config import RunConfig
 from lbpbench.report.load import normalise_runs
 from lbpbench.report.quality import SOURCE_OVERRIDE, Target
 from lbpbench.report.render import build_report, render_markdown
-from lbpbench.report.restarts import escape_interval, escape_rates_exact_p, restarts_table
+from lbpbench.report.restarts import (
+    draw_outcomes,
+    escape_interval,
+    escape_rates_exact_p,
+    restarts_table,
+    with_milestones,
+)
 from lbpbench.sweep.commands import sweep_group
 
 AVERAGE = 0.0185  # the task-average curve's loss; the plateau line is 0.9 x this = 0.01665
@@ -107,6 +113,21 @@ def test_restarts_table_counts_escapes_and_prices_them() -> None:
     assert (k1["draws"], k1["abandoned"], k1["escaped"]) == (2, 2, "0 of 2")
     assert math.isnan(k1["escaped: final"]) and k1["escaped: final CI"] == "n/a"
     assert math.isnan(k1["seconds per escape"]) and math.isnan(k1["seconds to X with restarts"])
+
+
+def test_milestones_are_the_first_evaluation_at_or_below_each_level_and_the_centre_arc_is_outer_over_centre() -> None:
+    runs, curves = _tables()
+    # k = 8 seed 1 ends with its outer error at exactly the signature's 2 x centre; seed 2 just under it
+    outer = (curves["phase"] == "eval") & (curves["metric"] == "eval_loss_outer")
+    curves.loc[outer & (curves["run_id"] == "k8s1"), "value"] = 2.0 * 0.0020
+    curves.loc[outer & (curves["run_id"] == "k8s2"), "value"] = 1.99 * 0.0120
+    draws = draw_outcomes(runs, curves, {"sinusoid-5x10": X}).set_index("run_id")
+    out = with_milestones(draws, runs, curves, "sinusoid-5x10", (0.01, 0.003))
+    assert list(out.index) == list(draws.index) and "steps_to_0.01" not in draws.columns
+    # 0.0100 at 1,000 counts as reaching 0.01; 0.0028 at 2,000 is the first at or below 0.003
+    assert (out.at["k8s1", "steps_to_0.01"], out.at["k8s1", "steps_to_0.003"]) == (1000.0, 2000.0)
+    assert all(math.isnan(out.at[rid, "steps_to_0.01"]) for rid in ("k8s2", "k8s4", "k1s0", "maml"))
+    assert out["centre_arc"].to_dict() == {rid: rid == "k8s1" for rid in out.index}
 
 
 def test_reports_without_restarts_have_no_restarts_section(tmp_path: Path) -> None:

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -27,8 +27,8 @@ from scipy import stats
 
 from lbpbench.harness.plateau import PLATEAU_FRACTION
 from lbpbench.report.load import config_label
-from lbpbench.report.quality import Target, time_to_target
-from lbpbench.report.regions import final_regions
+from lbpbench.report.quality import SOURCE_OVERRIDE, Target, first_reach, time_to_target
+from lbpbench.report.regions import CENTRE_ARC_RATIO, final_regions
 from lbpbench.report.stats import bootstrap_ci
 from lbpbench.report.tables import per_configuration
 
@@ -113,6 +113,29 @@ def draw_outcomes(runs: pd.DataFrame, curves: pd.DataFrame, targets: Mapping[str
         rows.append((rid, run["seed"], abandoned, escaped, float(run["final"]), float(run["wall_time_s"]),
                      reached, float(to_x.at[rid, "wall_s_to_target"]) if reached else float("nan")))
     return pd.DataFrame(rows, columns=columns)
+
+
+def with_milestones(
+    draws: pd.DataFrame, runs: pd.DataFrame, curves: pd.DataFrame, task: str, levels: Sequence[float]
+) -> pd.DataFrame:
+    """`draws` (draw_outcomes' rows, indexed by run_id) with, per eval-loss level L, `steps_to_L`:
+    the first meta-step whose evaluation reached L (nan when none did), and `centre_arc`: the draw
+    ended with outer loss >= CENTRE_ARC_RATIO x centre loss.
+
+    Why: "converges faster" and "stuck on a centre arc" are claims about single draws; a study's
+    numbers compare these columns across configurations.
+    """
+    out = draws.copy()
+    meta = curves[curves["phase"] == "meta_eval"]
+    by_run = {rid: group for rid, group in meta.groupby("run_id", sort=False)}
+    empty = meta.iloc[:0]
+    for level in levels:
+        target = Target(task, "eval_loss", level, False, SOURCE_OVERRIDE, "")
+        out[f"steps_to_{level:g}"] = [first_reach(by_run.get(rid, empty), target)[0] for rid in out.index]
+    regions = final_regions(runs[runs["run_id"].isin(out.index)], curves)
+    ratio = regions.set_index("run_id")["ratio"].reindex(out.index).astype(float)
+    out["centre_arc"] = ratio >= CENTRE_ARC_RATIO
+    return out
 
 
 def seconds_to_target_with_restarts(draws: pd.DataFrame) -> float:

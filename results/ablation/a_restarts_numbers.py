@@ -20,9 +20,8 @@ import numpy as np
 from scipy.stats import fisher_exact
 
 from lbpbench.report.load import load_results
-from lbpbench.report.quality import SOURCE_OVERRIDE, Target, first_reach
-from lbpbench.report.regions import CENTRE_ARC_RATIO, final_regions
-from lbpbench.report.restarts import draw_outcomes, escape_interval
+from lbpbench.report.quality import SOURCE_OVERRIDE, Target
+from lbpbench.report.restarts import draw_outcomes, escape_interval, with_milestones
 from lbpbench.report.stats import bootstrap_difference_ci, mean_ci_text
 
 FOLDER = sys.argv[1] if len(sys.argv) > 1 else "results/ablation/a_message_sharing_restarts"
@@ -33,12 +32,7 @@ learned = runs[runs["baseline"] == ""]
 target = Target("sinusoid-5x10", "eval_loss", GOOD, False, SOURCE_OVERRIDE, "the issue's 0.003")
 draws = draw_outcomes(learned, curves, {"sinusoid-5x10": target}).set_index("run_id")
 draws = draws.join(learned.set_index("run_id")[["message_size", "sharing"]])
-meta = curves[curves["phase"] == "meta_eval"]
-for level, name in ((CONVERGED, "steps_to_0.01"), (GOOD, "steps_to_0.003")):
-    level_target = Target("sinusoid-5x10", "eval_loss", level, False, SOURCE_OVERRIDE, "")
-    draws[name] = [first_reach(meta[meta["run_id"] == rid], level_target)[0] for rid in draws.index]
-regions = final_regions(learned, curves).set_index("run_id")
-draws["centre_arc"] = regions["ratio"].reindex(draws.index) >= CENTRE_ARC_RATIO
+draws = with_milestones(draws, learned, curves, "sinusoid-5x10", (CONVERGED, GOOD))
 
 
 def difference(a: np.ndarray, b: np.ndarray) -> str:

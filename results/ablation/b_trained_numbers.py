@@ -25,9 +25,8 @@ import sys
 import numpy as np
 
 from lbpbench.report.load import load_results
-from lbpbench.report.quality import SOURCE_OVERRIDE, Target, first_reach
-from lbpbench.report.regions import CENTRE_ARC_RATIO, final_regions
-from lbpbench.report.restarts import draw_outcomes, escape_interval, escape_rates_exact_p
+from lbpbench.report.quality import SOURCE_OVERRIDE, Target
+from lbpbench.report.restarts import draw_outcomes, escape_interval, escape_rates_exact_p, with_milestones
 from lbpbench.report.stats import bootstrap_difference_ci, mean_ci_text
 
 FOLDER = sys.argv[1] if len(sys.argv) > 1 else "results/ablation/b_aggregator_learner_trained"
@@ -40,12 +39,7 @@ runs, curves = load_results(FOLDER)
 target = Target("sinusoid-5x10", "eval_loss", GOOD, False, SOURCE_OVERRIDE, "the issue's 0.003")
 draws = draw_outcomes(runs[runs["baseline"] == ""], curves, {"sinusoid-5x10": target})
 draws = draws.set_index("run_id").join(runs.set_index("run_id")[KEYS])
-meta = curves[curves["phase"] == "meta_eval"]
-for level, name in ((CONVERGED, "steps_to_0.01"), (GOOD, "steps_to_0.003")):
-    level_target = Target("sinusoid-5x10", "eval_loss", level, False, SOURCE_OVERRIDE, "")
-    draws[name] = [first_reach(meta[meta["run_id"] == rid], level_target)[0] for rid in draws.index]
-regions = final_regions(runs[runs["run_id"].isin(draws.index)], curves).set_index("run_id")
-draws["centre_arc"] = regions["ratio"].reindex(draws.index) >= CENTRE_ARC_RATIO
+draws = with_milestones(draws, runs, curves, "sinusoid-5x10", (CONVERGED, GOOD))
 
 
 def escapes(group) -> tuple[int, int]:
