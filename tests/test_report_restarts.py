@@ -115,7 +115,7 @@ def test_restarts_table_counts_escapes_and_prices_them() -> None:
     assert math.isnan(k1["seconds per escape"]) and math.isnan(k1["seconds to X with restarts"])
 
 
-def test_milestones_are_the_first_evaluation_at_or_below_each_level_and_the_centre_arc_is_outer_over_centre() -> None:
+def test_milestones_are_the_first_evaluation_at_or_below_each_level_and_arcs_outer_over_centre() -> None:
     runs, curves = _tables()
     # k = 8 seed 1 ends with its outer error at exactly the signature's 2 x centre; seed 2 just under it
     outer = (curves["phase"] == "eval") & (curves["metric"] == "eval_loss_outer")

@@ -10,6 +10,7 @@ from typing import Any
 import click
 
 from lbpbench.errors import exception_line
+from lbpbench.harness.compiling import compile_mode_option
 from lbpbench.harness.config import (
     CHOICES,
     RunConfig,
@@ -121,6 +122,7 @@ def run_config_options(command: Callable[..., Any]) -> Callable[..., Any]:
     "--compile/--no-compile", "compile_step", default=False,
     help="torch.compile the inner step (slow start, faster steps).",
 )
+@compile_mode_option
 @click.option(
     "--preset", type=click.Choice(preset_names()), default=None,
     help="A named meta-training recipe (paper, fast: see lbpbench.harness.presets); options given "
@@ -129,8 +131,8 @@ def run_config_options(command: Callable[..., Any]) -> Callable[..., Any]:
 @click.option("--out", "out", type=click.Path(file_okay=False, path_type=Path), required=True)
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @click.pass_context
-def train_command(ctx: click.Context, out: Path, quiet: bool, compile_step: bool, preset: str | None,
-                  **settings: Any) -> None:
+def train_command(ctx: click.Context, out: Path, quiet: bool, compile_step: bool, compile_mode: str | None,
+                  preset: str | None, **settings: Any) -> None:
     """Meta-train one learner (or run one baseline), evaluate it, write OUT/ (the sweep's run-folder
     format). Re-running the same command resumes from OUT/checkpoint.pt."""
     from lbpbench.harness.run import run_config
@@ -161,7 +163,8 @@ def train_command(ctx: click.Context, out: Path, quiet: bool, compile_step: bool
             )
 
     def runner(cfg: RunConfig, run_dir: Path, *, progress: bool = False) -> Any:
-        return run_config(cfg, files, progress=not quiet, registry=registry, compile=compile_step)
+        compile_choice = compile_mode or compile_step
+        return run_config(cfg, files, progress=not quiet, registry=registry, compile=compile_choice)
 
     from lbpbench.harness.threads import apply_fair_threads
 

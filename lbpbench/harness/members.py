@@ -25,6 +25,7 @@ from torch.func import functional_call
 from lbpbench.harness import defaults
 from lbpbench.harness.allocator import retain_freed_memory
 from lbpbench.harness.baselines import GradientStepper
+from lbpbench.harness.compiling import CompileMode, compile_mode, compile_protocol
 from lbpbench.harness.config import RunConfig, training_differences
 from lbpbench.harness.evaluate import LearnedStepper, Stepper
 from lbpbench.harness.unroll import unroll
@@ -150,6 +151,7 @@ class Member:
         self.abandon_cause: str | None = None
         self.adam_state: dict[int, dict[str, Tensor]] = {}  # by trainable index, from a checkpoint
         self.prior: dict[str, Tensor] | None = None
+        self.compile_mode: CompileMode | None = None  # what torch.compile compiled (harness.compiling)
         self.optimizee: Optimizee
 
     # -- what subclasses provide -------------------------------------------------------
@@ -283,7 +285,7 @@ def schema1_weights(state: dict[str, Any]) -> dict[str, Tensor]:
 class ProtocolMember(Member):
     """One seed of a learned protocol: learner init, calibration, init pool or learned prior."""
 
-    def __init__(self, config: RunConfig, registry: Any = None, compile: bool = False) -> None:
+    def __init__(self, config: RunConfig, registry: Any = None, compile: bool | str = False) -> None:
         registry = resolve_registry(registry)
         super().__init__(config, registry)
         # The learner's initial weights: which draw of them escapes the task-average plateau is a
@@ -307,9 +309,6 @@ class ProtocolMember(Member):
         if start is not None:
             self.net.load_state_dict(start["net"])  # weights and the statistics they were trained with
         self.net.to(self.device)
-        if compile:
-            # Fuses the elementwise work around the learners' small matmuls (forward and backward).
-            self.net.inner_step = torch.compile(self.net.inner_step, dynamic=False)
         pool_size = defaults.init_pool(config, self.family)
         self.pool = {k: v.to(self.device) for k, v in self.net.init_params(pool_size, self.generator).items()}
         if config.learned_prior:
@@ -317,6 +316,8 @@ class ProtocolMember(Member):
             if start is not None and start["prior"]:
                 self.prior = {k: start["prior"][k].to(self.device).clone() for k in self.prior}
         self.module = _MetaLoss(self.net, config)
+        self.compile_mode = compile_mode(compile)
+        compile_protocol(self.net, self.module, self.compile_mode)
         self._trained = [n for n, p in self.net.named_parameters() if p.requires_grad]
 
     def trainable(self) -> dict[str, Tensor]:
@@ -430,7 +431,7 @@ class MamlMember(Member):
 
     default_grad_norm = "none"  # MAML's outer Adam sees raw gradients
 
-    def __init__(self, config: RunConfig, registry: Any = None, compile: bool = False) -> None:
+    def __init__(self, config: RunConfig, registry: Any = None, compile: bool | str = False) -> None:
         registry = resolve_registry(registry)
         super().__init__(config, registry)
         self.optimizee = build_optimizee(network_spec(config, self.family), registry)
@@ -468,7 +469,7 @@ class MamlMember(Member):
         return GradientStepper(self.optimizee, self.optimiser, self.optimiser.inner_lr)
 
 
-def make_member(config: RunConfig, registry: Any = None, compile: bool = False) -> Member:
+def make_member(config: RunConfig, registry: Any = None, compile: bool | str = False) -> Member:
     """The member kind a configuration meta-trains (a learned protocol or a MAML-style baseline)."""
     registry = resolve_registry(registry)
     if config.baseline:

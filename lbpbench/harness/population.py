@@ -17,6 +17,7 @@ from torch import Tensor
 from torch.func import vmap
 from torch.utils._pytree import tree_map
 
+from lbpbench.harness.compiling import begin_graph_step
 from lbpbench.harness.config import RunConfig
 from lbpbench.harness.members import Member
 from lbpbench.harness.schedule import lr_factor
@@ -49,6 +50,10 @@ class Population:
         first = self.members[0]
         self.loss_fn = first.loss  # pure in its arguments: any member's weights can be swapped in
         self.grad_norm = first.grad_norm
+        self.graphs = any(m.compile_mode == "graphs" for m in self.members)
+        if self.graphs and len(self.members) > 1:
+            raise ValueError("compile mode 'graphs' meta-trains one member at a time (a seed batch "
+                             "is vmapped eagerly); run the seeds as separate runs")
         trainables = [m.trainable() for m in self.members]
         fixeds = [m.fixed() for m in self.members]
         self.weights = {
@@ -104,6 +109,8 @@ class Population:
     def meta_step(self) -> list[dict[str, float]]:
         """One outer update of every live member (MPLP.md §5); returns each member's loss terms."""
         started = time.perf_counter()
+        if self.graphs:
+            begin_graph_step()
         live = self.live()
         self.optimizer.zero_grad(set_to_none=True)
         inputs = [m.draw() for m in self.members]  # every member keeps its stream in step

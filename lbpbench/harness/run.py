@@ -83,7 +83,7 @@ def run_config(
     *,
     progress: bool = True,
     registry: Any = None,
-    compile: bool = False,
+    compile: bool | str = False,
 ) -> RunResult:
     """Run one configuration to completion. Never raises for a failed or diverged run.
 
@@ -153,7 +153,7 @@ def run_population(
     *,
     progress: bool = False,
     registry: Any = None,
-    compile: bool = False,
+    compile: bool | str = False,
 ) -> list[RunResult]:
     """Meta-train configs (one, or seeds of one configuration) as one population; raises on error."""
     registry = resolve_registry(registry)

@@ -24,6 +24,7 @@ from typing import Any
 import click
 
 from lbpbench.errors import exception_line
+from lbpbench.harness.compiling import compile_mode_option
 from lbpbench.harness.threads import apply_fair_threads, fair_threads
 from lbpbench.sweep import store as store_mod
 from lbpbench.sweep.executors import (
@@ -138,10 +139,12 @@ class WorkersType(click.ParamType):
 @click.option("--compile", "compile_", is_flag=True,
               help="torch.compile each run's inner step (minutes to compile, faster meta-steps on a CPU; "
                    "pays for long runs). Results match eager.")
+@compile_mode_option
 @click.option("--no-progress", is_flag=True, hidden=True)
 def run_command(spec_path: str | None, overrides: tuple[str, ...], executor: str, workers: int | None,
                 fail_fast: bool, retry_failed: bool, out_dir: str | None, address: str | None,
-                no_report: bool, seed_batch: bool, compile_: bool, no_progress: bool) -> None:
+                no_report: bool, seed_batch: bool, compile_: bool, compile_mode: str | None,
+                no_progress: bool) -> None:
     """Run SPEC (default: the embedded default sweep), skipping runs already finished."""
     try:
         spec = load_spec(spec_path, overrides)
@@ -156,7 +159,7 @@ def run_command(spec_path: str | None, overrides: tuple[str, ...], executor: str
         click.echo("error: the ray executor needs Ray: pip install 'lbpbench[ray]'", err=True)
         sys.exit(EXIT_USAGE)
     try:
-        runner = resolve_runner(seed_batch=seed_batch, compile=compile_)
+        runner = resolve_runner(seed_batch=seed_batch, compile=compile_mode or compile_)
     except (ImportError, AttributeError, ValueError) as exc:
         click.echo(f"error: cannot load the runner: {exc}", err=True)
         sys.exit(EXIT_USAGE)

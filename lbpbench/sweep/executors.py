@@ -64,7 +64,7 @@ class Runner(Protocol):
 
 
 def harness_runner(
-    config: RunConfig, out_dir: Path, *, progress: bool = False, compile: bool = False
+    config: RunConfig, out_dir: Path, *, progress: bool = False, compile: bool | str = False
 ) -> RunResultLike:
     """The default runner: `lbpbench.harness.run_config`, imported on first use."""
     try:  # lazy: keeps `sweep status/ls` and workers light
@@ -87,9 +87,10 @@ class HarnessRunner:
     """The harness runner with execution options that are not part of a run's identity:
     `seed_batch` meta-trains the seeds of one configuration as one vectorised job
     (`lbpbench.harness.run.run_seed_batch`, each run still written alone); `compile` runs the
-    inner step through torch.compile (single runs only: a seed batch is vmapped eagerly)."""
+    inner step (True, "inner") or the whole meta-loss ("graphs": CUDA graphs on a GPU) through
+    torch.compile (single runs only: a seed batch is vmapped eagerly)."""
 
-    def __init__(self, seed_batch: bool = False, compile: bool = False) -> None:
+    def __init__(self, seed_batch: bool = False, compile: bool | str = False) -> None:
         self.supports_seed_batch = seed_batch
         self.compile = compile
 
@@ -102,7 +103,9 @@ class HarnessRunner:
         return list(run_seed_batch(configs, out_dirs))
 
 
-def resolve_runner(ref: str | None = None, *, seed_batch: bool = False, compile: bool = False) -> Runner:
+def resolve_runner(
+    ref: str | None = None, *, seed_batch: bool = False, compile: bool | str = False
+) -> Runner:
     """`ref`, else $LBPBENCH_SWEEP_RUNNER, else the harness (with the execution options asked for)."""
     ref = ref or os.environ.get(RUNNER_ENV)
     if ref:
