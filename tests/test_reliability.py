@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 import time
+from importlib.util import find_spec
 from pathlib import Path
 
 import click
@@ -243,9 +244,17 @@ def test_ctrl_c_of_a_pool_sweep_fails_no_run_and_exits_130(workdir: Path, when: 
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="pthread_kill of a thread")
-def test_ctrl_c_taken_by_another_thread_of_the_sweep_still_stops_it(workdir: Path) -> None:
+@pytest.mark.parametrize("executor", [
+    ["--workers", "2"],
+    pytest.param(["--executor", "ray"], marks=pytest.mark.skipif(find_spec("ray") is None, reason="no ray")),
+], ids=["pool", "ray"])
+def test_ctrl_c_taken_by_another_thread_of_the_sweep_still_stops_it(
+    workdir: Path, executor: list[str]
+) -> None:
     """The kernel hands a process-wide SIGINT to any thread that does not block it; a helper thread
-    of the sweep takes it here, while the main thread waits on runs that last a minute."""
+    of the sweep takes it here, while the main thread waits on runs that take longer than the test
+    waits (RUN_LONGER_THAN_ANY_DELAY, from the second run's start). The pool waits in bounded
+    slices for this (SIGNAL_POLL_S); `ray.wait` checks signals itself."""
     code = (
         "import signal, sys, threading, time\n"
         "from pathlib import Path\n"
@@ -256,14 +265,15 @@ def test_ctrl_c_taken_by_another_thread_of_the_sweep_still_stops_it(workdir: Pat
         "        time.sleep(0.01)\n"
         "    signal.pthread_kill(threading.get_ident(), signal.SIGINT)  # this thread, not main\n"
         "threading.Thread(target=interrupt, daemon=True).start()\n"
-        "sys.argv = ['lbpbench', 'sweep', 'run', 'spec.toml', '--out', 'out', '--workers', '2',\n"
+        f"sys.argv = ['lbpbench', 'sweep', 'run', 'spec.toml', '--out', 'out', *{executor!r},\n"
         "            '--no-report', '--no-progress']\n"
         "main()\n"
     )
     proc = subprocess.Popen([sys.executable, "-c", code], cwd=workdir, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, start_new_session=True,
                             env=subprocess_env(workdir / "marker.txt", sleep=RUN_LONGER_THAN_ANY_DELAY))
-    output = exited_interrupted(proc, timeout=40)
+    wait_until(lambda: len(starts(workdir / "marker.txt")) >= 2, proc, timeout=120)  # Ray starts slowly
+    output = exited_interrupted(proc, timeout=40)  # a lost signal waits for a run: 60 s
     assert "interrupted" in output and statuses(workdir / "out") == {}, output
 
 
