@@ -13,7 +13,8 @@ sweep writes both for the runs that finished) and prints:
 - stateful against stateless, pooled over aggregators;
 - the calibration: per weightless aggregator, frozen input standardisation against none (Fisher's
   exact test of escapes; difference of escaped finals), and whether mean, sum and max differ
-  without the standardisation;
+  without the standardisation; pooled over the three; the eval L2 at meta-step 750, which every
+  draw has, abandoned or not;
 - the baselines' finals: tuned Adam and the backprop learner (meta-trained learning rate).
 
 Run from the repository root:
@@ -34,12 +35,17 @@ CONVERGED, GOOD = 0.01, 0.003
 LEARNED = ("stateful", "stateless")
 WEIGHTLESS = ("mean", "sum", "max")
 KEYS = ["learner", "aggregator", "calibration"]
+RULE_AT = 750  # abandon_plateau_at of the spec
 
 runs, curves = load_results(FOLDER)
 target = Target("sinusoid-5x10", "eval_loss", GOOD, False, SOURCE_OVERRIDE, "the issue's 0.003")
 draws = draw_outcomes(runs[runs["baseline"] == ""], curves, {"sinusoid-5x10": target})
 draws = draws.set_index("run_id").join(runs.set_index("run_id")[KEYS])
 draws = with_milestones(draws, runs, curves, "sinusoid-5x10", (CONVERGED, GOOD))
+# every draw, abandoned or not, was evaluated at the meta-step the plateau rule first applies
+at_rule = curves[(curves["phase"] == "meta_eval") & (curves["metric"] == "eval_loss")
+                 & (curves["step"] == RULE_AT)]
+draws[f"at_{RULE_AT}"] = at_rule.set_index("run_id")["value"].reindex(draws.index)
 
 
 def escapes(group) -> tuple[int, int]:
@@ -76,7 +82,7 @@ def same_rate(groups: dict) -> str:
 
 
 print(f"{FOLDER}: {len(draws)} finished draws of the learned configurations")
-print(draws.reset_index()[[*KEYS, "seed", "abandoned", "escaped", "final", "steps_to_0.01",
+print(draws.reset_index()[[*KEYS, "seed", "abandoned", "escaped", f"at_{RULE_AT}", "final", "steps_to_0.01",
                            "steps_to_0.003", "centre_arc", "wall_time_s"]]
       .sort_values([*KEYS, "seed"]).to_string(index=False))
 
@@ -119,6 +125,18 @@ for aggregator in WEIGHTLESS:
 raw = stateful_all[stateful_all["calibration"] == "no-standardisation"]
 print(f"  without standardisation, mean/sum/max: "
       f"{same_rate({a: raw[raw['aggregator'] == a] for a in WEIGHTLESS})}")
+weightless = stateful_all[stateful_all["aggregator"].isin(WEIGHTLESS)]
+by_calibration = {c: weightless[weightless["calibration"] == c] for c in ("frozen", "no-standardisation")}
+print(f"  pooled over mean/sum/max: {same_rate(by_calibration)}")
+column = f"at_{RULE_AT}"
+print(f"  eval L2 at meta-step {RULE_AT} (every draw, escaped or not; mean, 95 % bootstrap CI):")
+for aggregator in WEIGHTLESS:
+    cell = weightless[weightless["aggregator"] == aggregator]
+    with_std, without = (cell.loc[cell["calibration"] == c, column].to_numpy(float)
+                         for c in ("frozen", "no-standardisation"))
+    diff, low, high = bootstrap_difference_ci(without, with_std)
+    print(f"    {aggregator}: frozen {mean_ci_text(with_std)}, none {mean_ci_text(without)}; "
+          f"none - frozen {diff:.4g} [{low:.4g}, {high:.4g}]")
 
 print("\nbaselines (final eval L2 after 5 steps; the backprop learner meta-trains its learning rate):")
 for name, group in runs[runs["baseline"] != ""].groupby("baseline"):
