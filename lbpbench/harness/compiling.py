@@ -11,7 +11,7 @@ and skips the capture, so "graphs" is then the whole meta-loss compiled as one g
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, get_args
 
 import click
 
@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from torch import nn
 
 CompileMode = Literal["inner", "graphs"]
-COMPILE_MODES: tuple[str, ...] = ("inner", "graphs")
+COMPILE_MODES: tuple[str, ...] = get_args(CompileMode)
 
 
 def compile_mode(choice: bool | str | None) -> CompileMode | None:

@@ -44,6 +44,12 @@ def difference(a: np.ndarray, b: np.ndarray) -> str:
     return f"{diff:.4g} [{low:.4g}, {high:.4g}]"
 
 
+def escapes_compared(da, db) -> tuple[int, int, float]:
+    """Escapes of two groups of draws and Fisher's exact two-sided p of their rates."""
+    ka, kb = int(da["escaped"].sum()), int(db["escaped"].sum())
+    return ka, kb, fisher_exact([[ka, len(da) - ka], [kb, len(db) - kb]]).pvalue
+
+
 print(f"{FOLDER}: {len(draws)} finished draws of {len(learned)} learned runs in runs.parquet")
 print(draws.reset_index()[["message_size", "sharing", "seed", "abandoned", "escaped", "final",
                            "steps_to_0.01", "steps_to_0.003", "centre_arc", "wall_time_s"]]
@@ -67,8 +73,7 @@ for axis, a, b in (("message_size", 8, 1), ("message_size", 8, 4), ("sharing", "
                    ("sharing", "layer", "kind")):
     da, db = draws[draws[axis] == a], draws[draws[axis] == b]
     if len(da) and len(db):
-        ka, kb = int(da["escaped"].sum()), int(db["escaped"].sum())
-        p = fisher_exact([[ka, len(da) - ka], [kb, len(db) - kb]]).pvalue
+        ka, kb, p = escapes_compared(da, db)
         print(f"  {axis} {a} - {b}, escapes: {ka} of {len(da)} against {kb} of {len(db)}, p = {p:.2f}")
     sa, sb = escaped[escaped[axis] == a], escaped[escaped[axis] == b]
     for column in ("steps_to_0.01", "final"):
@@ -82,8 +87,7 @@ for k in sorted(draws["message_size"].unique(), reverse=True):
     for a, b in (("layer", "all"), ("layer", "kind"), ("kind", "all")):
         da, db = at_k[at_k["sharing"] == a], at_k[at_k["sharing"] == b]
         if len(da) and len(db):
-            ka, kb = int(da["escaped"].sum()), int(db["escaped"].sum())
-            p = fisher_exact([[ka, len(da) - ka], [kb, len(db) - kb]]).pvalue
+            ka, kb, p = escapes_compared(da, db)
             sa, sb = da[da["escaped"]], db[db["escaped"]]
             print(f"  k = {k}, {a} - {b}: escapes {ka} of {len(da)} against {kb} of {len(db)}, p = {p:.2f}; "
                   f"final {difference(sa['final'].to_numpy(float), sb['final'].to_numpy(float))}; "
